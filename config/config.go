@@ -1,0 +1,255 @@
+// Package config holds Trainyard's one configuration struct: read from a YAML file, then
+// TRAINYARD_* (and the conventional DATABASE_URL, TEMPORAL_ADDRESS) environment variables,
+// then command-line flags, and validated once at start.
+package config
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DevYAML is the configuration `trainyard dev` runs with when no file is given: two
+// well-known tokens so a newcomer can act at once. Production refuses these tokens.
+//
+//go:embed dev.yaml
+var DevYAML []byte
+
+// Dev tokens, printed by `trainyard dev` and refused by `trainyard server` and `worker`.
+const (
+	DevToken         = "dev-token"
+	DevApproverToken = "dev-approver-token"
+)
+
+// Config is everything a Trainyard process needs to know.
+type Config struct {
+	// HTTPAddr is where the API listens (TRAINYARD_HTTP_ADDR).
+	HTTPAddr string `yaml:"httpAddr"`
+	// PublicURL is how people reach the API, used in links (TRAINYARD_PUBLIC_URL).
+	PublicURL string `yaml:"publicURL"`
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL).
+	DatabaseURL string   `yaml:"databaseURL"`
+	Temporal    Temporal `yaml:"temporal"`
+	// RunbooksDir is the folder of runbook files (TRAINYARD_RUNBOOKS_DIR).
+	RunbooksDir string `yaml:"runbooksDir"`
+	// LogFormat is "json" (production) or "text" (TRAINYARD_LOG_FORMAT).
+	LogFormat string `yaml:"logFormat"`
+	// Principals are the API's callers, each with a bearer token and roles.
+	Principals []Principal `yaml:"principals"`
+	Site       Site        `yaml:"site"`
+}
+
+// Temporal says where the Temporal frontend is.
+type Temporal struct {
+	Address   string `yaml:"address"`   // TEMPORAL_ADDRESS
+	Namespace string `yaml:"namespace"` // TEMPORAL_NAMESPACE
+	UIURL     string `yaml:"uiURL"`     // TRAINYARD_TEMPORAL_UI_URL
+	// APIKey authenticates to Temporal Cloud (TEMPORAL_API_KEY); TLS is used when it is set.
+	APIKey string `yaml:"apiKey"`
+	// TLSCert and TLSKey are a client certificate for mTLS (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY).
+	TLSCert string `yaml:"tlsCert"`
+	TLSKey  string `yaml:"tlsKey"`
+}
+
+// Principal is one API caller. The token is a secret: it is compared, never logged, and never
+// leaves the server. TokenEnv names an environment variable to read it from instead.
+type Principal struct {
+	Name     string   `yaml:"name"`
+	Roles    []string `yaml:"roles"`
+	Token    string   `yaml:"token"`
+	TokenEnv string   `yaml:"tokenEnv"`
+}
+
+// Site configures `trainyard worker --site`: where its commands run.
+type Site struct {
+	// WorkDir is the working directory of site commands (TRAINYARD_SITE_WORKDIR); each site
+	// gets a subfolder named after it.
+	WorkDir string `yaml:"workDir"`
+}
+
+// Default returns the built-in defaults, before any file or environment.
+func Default() Config {
+	return Config{
+		HTTPAddr:    "127.0.0.1:8080",
+		RunbooksDir: "runbooks/examples",
+		LogFormat:   "json",
+		Temporal: Temporal{
+			Address:   "127.0.0.1:7233",
+			Namespace: "default",
+			UIURL:     "http://127.0.0.1:8233",
+		},
+		Site: Site{WorkDir: ".trainyard/sites"},
+	}
+}
+
+// Load reads the file at path (none when empty) over the defaults, then the environment.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := cfg.merge(path, data); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.applyEnv(os.Getenv)
+	return cfg, nil
+}
+
+// LoadDev is Load with the embedded dev configuration under the file.
+func LoadDev(path string) (Config, error) {
+	cfg := Default()
+	if err := cfg.merge("embedded dev.yaml", DevYAML); err != nil {
+		return cfg, err
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := cfg.merge(path, data); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.LogFormat = "text"
+	cfg.applyEnv(os.Getenv)
+	return cfg, nil
+}
+
+func (c *Config) merge(name string, data []byte) error {
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", name, err)
+	}
+	return nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, keys ...string) {
+		for _, k := range keys {
+			if v := getenv(k); v != "" {
+				*dst = v
+				return
+			}
+		}
+	}
+	set(&c.HTTPAddr, "TRAINYARD_HTTP_ADDR")
+	set(&c.PublicURL, "TRAINYARD_PUBLIC_URL")
+	set(&c.DatabaseURL, "TRAINYARD_DATABASE_URL", "DATABASE_URL")
+	set(&c.Temporal.Address, "TRAINYARD_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS")
+	set(&c.Temporal.Namespace, "TRAINYARD_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
+	set(&c.Temporal.UIURL, "TRAINYARD_TEMPORAL_UI_URL")
+	set(&c.Temporal.APIKey, "TEMPORAL_API_KEY")
+	set(&c.Temporal.TLSCert, "TEMPORAL_TLS_CERT")
+	set(&c.Temporal.TLSKey, "TEMPORAL_TLS_KEY")
+	set(&c.RunbooksDir, "TRAINYARD_RUNBOOKS_DIR")
+	set(&c.LogFormat, "TRAINYARD_LOG_FORMAT")
+	set(&c.Site.WorkDir, "TRAINYARD_SITE_WORKDIR")
+	for i, p := range c.Principals {
+		if p.TokenEnv != "" {
+			c.Principals[i].Token = getenv(p.TokenEnv)
+		}
+	}
+}
+
+// PublicBaseURL is the URL people use to reach the API.
+func (c Config) PublicBaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.HTTPAddr
+}
+
+// Validate checks what every process needs. allowDevTokens is true only for `trainyard dev`.
+func (c Config) Validate(allowDevTokens bool) error {
+	var errs []error
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("httpAddr (TRAINYARD_HTTP_ADDR) is empty"))
+	}
+	if c.Temporal.Address == "" {
+		errs = append(errs, errors.New("temporal.address (TEMPORAL_ADDRESS) is empty"))
+	}
+	if c.Temporal.Namespace == "" {
+		errs = append(errs, errors.New("temporal.namespace (TEMPORAL_NAMESPACE) is empty"))
+	}
+	if (c.Temporal.TLSCert == "") != (c.Temporal.TLSKey == "") {
+		errs = append(errs, errors.New("temporal.tlsCert and temporal.tlsKey must be set together"))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("logFormat (TRAINYARD_LOG_FORMAT) is %q; use json or text", c.LogFormat))
+	}
+	names := map[string]bool{}
+	tokens := map[string]string{}
+	for i, p := range c.Principals {
+		key := fmt.Sprintf("principals[%d]", i)
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name is empty", key))
+		}
+		if names[p.Name] {
+			errs = append(errs, fmt.Errorf("%s.name %q is used twice", key, p.Name))
+		}
+		names[p.Name] = true
+		switch {
+		case p.Token == "" && p.TokenEnv != "":
+			errs = append(errs, fmt.Errorf("%s (%s): environment variable %s is empty", key, p.Name, p.TokenEnv))
+		case p.Token == "":
+			errs = append(errs, fmt.Errorf("%s (%s): set token or tokenEnv", key, p.Name))
+		case len(p.Token) < 8:
+			errs = append(errs, fmt.Errorf("%s (%s): token is shorter than 8 characters", key, p.Name))
+		}
+		if !allowDevTokens && (p.Token == DevToken || p.Token == DevApproverToken) {
+			errs = append(errs, fmt.Errorf("%s (%s) uses the public dev token; give it a secret token (production refuses dev tokens)", key, p.Name))
+		}
+		if other, dup := tokens[p.Token]; dup && p.Token != "" {
+			errs = append(errs, fmt.Errorf("%s (%s) has the same token as %s", key, p.Name, other))
+		}
+		tokens[p.Token] = p.Name
+	}
+	return errors.Join(errs...)
+}
+
+// Authenticator maps bearer tokens to principals. It keeps only token hashes and compares
+// them in constant time.
+type Authenticator struct {
+	entries []authEntry
+}
+
+type authEntry struct {
+	hash  [32]byte
+	name  string
+	roles []string
+}
+
+// NewAuthenticator builds the token table from the configured principals.
+func NewAuthenticator(ps []Principal) *Authenticator {
+	a := &Authenticator{}
+	for _, p := range ps {
+		if p.Token == "" {
+			continue
+		}
+		a.entries = append(a.entries, authEntry{hash: sha256.Sum256([]byte(p.Token)), name: p.Name, roles: append([]string(nil), p.Roles...)})
+	}
+	return a
+}
+
+// Lookup returns the principal name and roles of a token.
+func (a *Authenticator) Lookup(token string) (name string, roles []string, ok bool) {
+	h := sha256.Sum256([]byte(token))
+	for _, e := range a.entries {
+		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
+			name, roles, ok = e.name, e.roles, true
+		}
+	}
+	return name, roles, ok
+}

@@ -1,0 +1,513 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/trainyard/trainyard/activities"
+	"github.com/trainyard/trainyard/runbooks"
+	"github.com/trainyard/trainyard/store"
+)
+
+// ErrTypeRolledBack is the failure type of a release that failed and was rolled back, so the
+// Temporal UI shows it red while rejected and aborted releases (human decisions) complete.
+const ErrTypeRolledBack = "ReleaseRolledBack"
+
+// release is the state of one ReleaseWorkflow. Only the workflow's own code touches it; the
+// Update handlers change it and the main loop reacts through workflow.Await.
+type release struct {
+	in     ReleaseInput
+	status ReleaseStatus
+	seq    int64
+	abort  *AbortRequest
+	// deployed lists (stage, target) indexes in the order their deploys finished: rollback
+	// walks it backwards.
+	deployed [][2]int
+}
+
+// ReleaseWorkflow runs one release from request to done or rolled back: approvals before the
+// stages that need them, one StageWorkflow child per stage, a stabilization window, and
+// compensation in reverse order on failure, rejection or abort.
+func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, error) {
+	r := newRelease(ctx, in)
+	if err := r.registerHandlers(ctx); err != nil {
+		return r.status, err
+	}
+	progress := workflow.GetSignalChannel(ctx, SignalTargetProgress)
+
+	r.event(ctx, "release requested by %s", in.Requester.Name)
+	r.setPhase(ctx, PhasePending)
+
+	var prev string
+	if err := workflow.ExecuteActivity(recordContext(ctx), acts.PreviousVersion,
+		activities.PreviousVersionRequest{Runbook: in.Runbook.Name, ReleaseID: in.ID}).Get(ctx, &prev); err != nil {
+		return r.status, fmt.Errorf("look up previous version: %w", err)
+	}
+	r.status.PreviousVersion = prev
+
+	end, failure := r.runStages(ctx, progress)
+	if end == PhaseSucceeded {
+		end, failure = r.stabilize(ctx)
+	}
+	if end != PhaseSucceeded {
+		if !r.rollback(ctx, failure) {
+			end = PhaseFailed
+		}
+	}
+	return r.finish(ctx, end, failure)
+}
+
+func newRelease(ctx workflow.Context, in ReleaseInput) *release {
+	st := ReleaseStatus{
+		ID: in.ID, Runbook: in.Runbook.Name, Version: in.Version, Requester: in.Requester,
+		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx),
+	}
+	for _, s := range in.Runbook.Stages {
+		ss := StageStatus{Name: s.Name, Environment: s.Environment, State: StatePending}
+		for _, t := range s.Targets {
+			ss.Targets = append(ss.Targets, TargetStatus{Name: t.Name, Kind: t.Kind, Site: t.Site, State: StatePending})
+		}
+		st.Stages = append(st.Stages, ss)
+	}
+	for _, g := range in.Runbook.Approvals {
+		st.Approvals = append(st.Approvals, ApprovalStatus{
+			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), State: GatePending,
+		})
+	}
+	return &release{in: in, status: st}
+}
+
+// runStages deploys stage after stage. It returns PhaseSucceeded when all are deployed, or the
+// phase the release ends in and why.
+func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChannel) (Phase, string) {
+	for i, stage := range r.in.Runbook.Stages {
+		for _, gate := range r.in.Runbook.GateBefore(stage.Name) {
+			if end, why := r.awaitApproval(ctx, gate); end != "" {
+				return end, why
+			}
+		}
+		if r.abort != nil {
+			return PhaseAborted, r.abortReason()
+		}
+
+		r.status.CurrentStage = stage.Name
+		r.status.Environment = stage.Environment
+		r.status.Stages[i].State = StateRunning
+		r.event(ctx, "stage %s started", stage.Name)
+		r.setPhase(ctx, PhaseDeploying)
+
+		childCtx, cancelChild := workflow.WithCancel(ctx)
+		childCtx = workflow.WithChildOptions(childCtx, workflow.ChildWorkflowOptions{
+			WorkflowID:          r.in.ID + "-" + stage.Name,
+			TaskQueue:           TaskQueue,
+			WaitForCancellation: true,
+		})
+		child := workflow.ExecuteChildWorkflow(childCtx, StageWorkflow, StageInput{
+			ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Stage: stage,
+			Version: r.in.Version, PreviousVersion: r.status.PreviousVersion,
+		})
+		cancelled := false
+		for !child.IsReady() {
+			_ = workflow.Await(ctx, func() bool {
+				return child.IsReady() || progress.Len() > 0 || (r.abort != nil && !cancelled)
+			})
+			r.drainProgress(ctx, progress)
+			if r.abort != nil && !cancelled {
+				r.event(ctx, "abort requested by %s: stopping stage %s", r.abort.Actor.Name, stage.Name)
+				cancelChild()
+				cancelled = true
+			}
+		}
+		err := child.Get(ctx, nil)
+		r.drainProgress(ctx, progress)
+		switch {
+		case err == nil && r.abort == nil:
+			r.status.Stages[i].State = StateSucceeded
+			r.event(ctx, "stage %s deployed", stage.Name)
+		case r.abort != nil:
+			r.status.Stages[i].State = StateCancelled
+			return PhaseAborted, r.abortReason()
+		default:
+			r.status.Stages[i].State = StateFailed
+			why := errorMessage(err)
+			r.event(ctx, "stage %s failed: %s", stage.Name, why)
+			return PhaseRolledBack, why
+		}
+	}
+	return PhaseSucceeded, ""
+}
+
+// drainProgress applies every target event the stage children have sent. It runs in the main
+// loop, never in a goroutine, so no event can be taken but not yet applied when rollback
+// decides what to undo.
+func (r *release) drainProgress(ctx workflow.Context, ch workflow.ReceiveChannel) {
+	var p TargetProgress
+	for ch.ReceiveAsync(&p) {
+		si, ti, ok := r.findTarget(p.Stage, p.Target)
+		if !ok {
+			workflow.GetLogger(ctx).Warn("progress for an unknown target", "stage", p.Stage, "target", p.Target)
+			continue
+		}
+		t := &r.status.Stages[si].Targets[ti]
+		t.State, t.Error = p.State, p.Error
+		if p.Output != "" {
+			t.Output = p.Output
+		}
+		if p.Attempts > 0 {
+			t.Attempts = p.Attempts
+		}
+		switch p.State {
+		case StateRunning:
+			r.event(ctx, "deploying %s", p.Target)
+		case StateDeployed:
+			at := p.At
+			t.DeployedAt = &at
+			r.deployed = append(r.deployed, [2]int{si, ti})
+			r.event(ctx, "%s deployed", p.Target)
+		case StateFailed:
+			r.event(ctx, "%s failed: %s", p.Target, p.Error)
+		case StateCancelled:
+			r.event(ctx, "%s cancelled", p.Target)
+		}
+		p = TargetProgress{}
+	}
+}
+
+func (r *release) findTarget(stage, target string) (int, int, bool) {
+	for si, s := range r.status.Stages {
+		if s.Name != stage {
+			continue
+		}
+		for ti, t := range s.Targets {
+			if t.Name == target {
+				return si, ti, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// awaitApproval holds the release at a gate until it is approved, rejected, times out, or the
+// release is aborted. It returns "" when the release may go on.
+func (r *release) awaitApproval(ctx workflow.Context, gate runbooks.ApprovalGate) (Phase, string) {
+	gs := r.gate(gate.Name)
+	timeout := gate.TimeoutOrDefault()
+	deadline := workflow.Now(ctx).Add(timeout)
+	gs.State, gs.Deadline = GateWaiting, &deadline
+	r.event(ctx, "waiting for approval %s (%d of %s, until %s)", gate.Name, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339))
+	r.setPhase(ctx, PhaseAwaitingApproval)
+
+	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool {
+		return gs.State != GateWaiting || r.abort != nil
+	})
+	if err != nil {
+		return PhaseFailed, fmt.Sprintf("waiting for approval %s: %v", gate.Name, err)
+	}
+	if !decided {
+		gs.State = GateTimedOut
+		r.event(ctx, "approval %s timed out after %s", gate.Name, timeout)
+	}
+	r.recordDecisions(ctx, gs)
+	switch {
+	case gs.State == GateApproved:
+		r.event(ctx, "approval %s granted", gate.Name)
+		return "", ""
+	case gs.State == GateRejected:
+		last := gs.Decisions[len(gs.Decisions)-1]
+		return PhaseRejected, fmt.Sprintf("rejected at %s by %s: %s", gate.Name, last.Actor, last.Comment)
+	case gs.State == GateTimedOut:
+		return PhaseRejected, fmt.Sprintf("approval %s was not given within %s", gate.Name, timeout)
+	default:
+		return PhaseAborted, r.abortReason()
+	}
+}
+
+func (r *release) recordDecisions(ctx workflow.Context, gs *ApprovalStatus) {
+	for _, d := range gs.Decisions {
+		rec := store.DecisionRecord{
+			ReleaseID: r.in.ID, Gate: gs.Gate, Actor: d.Actor, Decision: d.Decision, Comment: d.Comment, DecidedAt: d.At,
+		}
+		if err := workflow.ExecuteActivity(recordContext(ctx), acts.RecordDecision, rec).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("record decision", "gate", gs.Gate, "actor", d.Actor, "error", err)
+		}
+	}
+}
+
+// stabilize waits out the runbook's stabilization window; an abort during it rolls back.
+func (r *release) stabilize(ctx workflow.Context) (Phase, string) {
+	window := r.in.Runbook.Stabilization.D()
+	if window <= 0 {
+		return PhaseSucceeded, ""
+	}
+	ends := workflow.Now(ctx).Add(window)
+	r.status.StabilizationEndsAt = &ends
+	r.status.CurrentStage = ""
+	r.event(ctx, "stabilizing for %s", window)
+	r.setPhase(ctx, PhaseStabilizing)
+	aborted, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return r.abort != nil })
+	if err != nil {
+		return PhaseFailed, fmt.Sprintf("stabilization: %v", err)
+	}
+	if aborted {
+		return PhaseAborted, r.abortReason()
+	}
+	r.event(ctx, "stabilization window passed")
+	return PhaseSucceeded, ""
+}
+
+// rollback undoes every deployed target, last deployed first. It goes on past a failed undo so
+// one broken target does not leave the others deployed, and reports whether all succeeded.
+func (r *release) rollback(ctx workflow.Context, why string) bool {
+	if why != "" {
+		r.status.Failure = why
+	}
+	if len(r.deployed) == 0 {
+		return true
+	}
+	r.event(ctx, "rolling back %d target(s)", len(r.deployed))
+	r.setPhase(ctx, PhaseRollingBack)
+	// Rollback must run even when the release's context was cancelled.
+	rctx, _ := workflow.NewDisconnectedContext(ctx)
+	ok := true
+	for i := len(r.deployed) - 1; i >= 0; i-- {
+		si, ti := r.deployed[i][0], r.deployed[i][1]
+		stage := r.in.Runbook.Stages[si]
+		target := stage.Targets[ti]
+		ts := &r.status.Stages[si].Targets[ti]
+		ts.State = StateRollingBack
+		r.event(ctx, "rolling back %s", target.Name)
+		req := activities.TargetRequest{
+			ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Stage: stage.Name, Environment: stage.Environment,
+			Target: target, Version: r.in.Version, PreviousVersion: r.status.PreviousVersion,
+		}
+		var out activities.TargetResult
+		if err := workflow.ExecuteActivity(targetActivityContext(rctx, target), acts.RollbackTarget, req).Get(rctx, &out); err != nil {
+			ok = false
+			ts.State, ts.Error = StateRollbackErr, errorMessage(err)
+			r.event(ctx, "rollback of %s failed: %s", target.Name, ts.Error)
+			continue
+		}
+		ts.State, ts.Output = StateRolledBack, out.Output
+		r.event(ctx, "%s rolled back", target.Name)
+	}
+	if !ok {
+		r.status.Failure = joinNonEmpty(r.status.Failure, "rollback incomplete: some targets could not be rolled back, see their errors")
+	}
+	return ok
+}
+
+func (r *release) finish(ctx workflow.Context, end Phase, failure string) (ReleaseStatus, error) {
+	if failure != "" && r.status.Failure == "" {
+		r.status.Failure = failure
+	}
+	now := workflow.Now(ctx)
+	r.status.EndedAt = &now
+	r.status.CurrentStage = ""
+	r.event(ctx, "release %s", end)
+	r.setPhase(ctx, end)
+	if end == PhaseRolledBack || end == PhaseFailed {
+		return r.status, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("release %s: %s", end, r.status.Failure), ErrTypeRolledBack, nil, r.status)
+	}
+	return r.status, nil
+}
+
+// setPhase moves the release to a phase and tells the store and Temporal's visibility.
+func (r *release) setPhase(ctx workflow.Context, p Phase) {
+	r.status.Phase = p
+	r.seq++
+	attrs := []temporal.SearchAttributeUpdate{temporal.NewSearchAttributeKeyKeyword(AttrPhase).ValueSet(string(p))}
+	if r.status.Environment != "" {
+		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(AttrEnvironment).ValueSet(r.status.Environment))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
+		workflow.GetLogger(ctx).Warn("update search attributes", "error", err)
+	}
+	rec := store.ReleaseRecord{
+		ID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version, Requester: r.in.Requester.Name,
+		Phase: string(p), Environment: r.status.Environment, Failure: r.status.Failure, Seq: r.seq,
+		StartedAt: r.status.StartedAt, UpdatedAt: workflow.Now(ctx), EndedAt: r.status.EndedAt,
+	}
+	if err := workflow.ExecuteActivity(recordContext(ctx), acts.RecordRelease, rec).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("record release phase", "phase", p, "error", err)
+	}
+}
+
+func (r *release) event(ctx workflow.Context, format string, args ...any) {
+	r.status.Timeline = append(r.status.Timeline, Event{At: workflow.Now(ctx), Message: fmt.Sprintf(format, args...)})
+}
+
+func (r *release) gate(name string) *ApprovalStatus {
+	for i := range r.status.Approvals {
+		if r.status.Approvals[i].Gate == name {
+			return &r.status.Approvals[i]
+		}
+	}
+	return nil
+}
+
+func (r *release) abortReason() string {
+	if r.abort == nil {
+		return ""
+	}
+	return fmt.Sprintf("aborted by %s: %s", r.abort.Actor.Name, r.abort.Reason)
+}
+
+// recordContext is for store writes on the main queue: retried until the store is back, since
+// losing a phase change or a decision is worse than waiting for the database.
+func recordContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           TaskQueue,
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}
+
+// registerHandlers installs the status query and the approve, reject and abort Updates. Each
+// validator refuses a request before it enters history, with an error type the API maps to
+// an HTTP status.
+func (r *release) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ReleaseStatus, error) {
+		return r.status, nil
+	}); err != nil {
+		return fmt.Errorf("register status query: %w", err)
+	}
+	decide := func(decision string) func(workflow.Context, ApprovalRequest) (ApprovalResult, error) {
+		return func(ctx workflow.Context, req ApprovalRequest) (ApprovalResult, error) {
+			gs := r.gate(req.Gate)
+			gs.Decisions = append(gs.Decisions, Decision{
+				Actor: req.Actor.Name, Roles: req.Actor.Roles, Decision: decision, Comment: req.Comment, At: workflow.Now(ctx),
+			})
+			if decision == GateRejected {
+				gs.State = GateRejected
+				r.event(ctx, "%s rejected %s: %s", req.Actor.Name, req.Gate, req.Comment)
+			} else {
+				n := countApprovals(gs)
+				r.event(ctx, "%s approved %s (%d of %d)", req.Actor.Name, req.Gate, n, gs.Required)
+				if n >= gs.Required {
+					gs.State = GateApproved
+				}
+			}
+			return ApprovalResult{Gate: gs.Gate, State: gs.State, Approvals: countApprovals(gs), Required: gs.Required}, nil
+		}
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, decide(GateApproved),
+		workflow.UpdateHandlerOptions{Validator: r.validateDecision(false)}); err != nil {
+		return fmt.Errorf("register approve update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReject, decide(GateRejected),
+		workflow.UpdateHandlerOptions{Validator: r.validateDecision(true)}); err != nil {
+		return fmt.Errorf("register reject update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort,
+		func(ctx workflow.Context, req AbortRequest) (AbortResult, error) {
+			r.abort = &req
+			r.event(ctx, "%s aborted the release: %s", req.Actor.Name, req.Reason)
+			return AbortResult{Phase: r.status.Phase}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: r.validateAbort}); err != nil {
+		return fmt.Errorf("register abort update: %w", err)
+	}
+	return nil
+}
+
+func (r *release) validateDecision(reject bool) func(workflow.Context, ApprovalRequest) error {
+	return func(_ workflow.Context, req ApprovalRequest) error {
+		gate, ok := r.in.Runbook.Gate(req.Gate)
+		if !ok {
+			return refuse(ErrTypeNotFound, "release %s has no approval gate %q (gates: %s)", r.in.ID, req.Gate, joinRoles(gateNames(r.in.Runbook)))
+		}
+		if req.Actor.Name == "" {
+			return refuse(ErrTypeInvalid, "the decision carries no actor")
+		}
+		if reject && req.Comment == "" {
+			return refuse(ErrTypeInvalid, "a rejection needs a reason")
+		}
+		gs := r.gate(req.Gate)
+		if gs.State != GateWaiting {
+			return refuse(ErrTypeConflict, "approval %s is not awaiting a decision (it is %s)", req.Gate, gs.State)
+		}
+		if !req.Actor.HasAnyRole(gate.Roles) {
+			return refuse(ErrTypeForbidden, "%s cannot decide %s: it needs one of the roles %s", req.Actor.Name, req.Gate, joinRoles(gate.Roles))
+		}
+		if !reject && !gate.AllowRequester {
+			if req.Actor.Name == r.in.Requester.Name {
+				return refuse(ErrTypeForbidden, "%s requested this release and cannot approve it (separation of duties)", req.Actor.Name)
+			}
+			if slices.Contains(r.in.Change.Authors, req.Actor.Name) {
+				return refuse(ErrTypeForbidden, "%s authored a change in this release and cannot approve it (separation of duties)", req.Actor.Name)
+			}
+		}
+		for _, d := range gs.Decisions {
+			if d.Actor == req.Actor.Name {
+				return refuse(ErrTypeConflict, "%s already decided %s", req.Actor.Name, req.Gate)
+			}
+		}
+		return nil
+	}
+}
+
+func (r *release) validateAbort(_ workflow.Context, req AbortRequest) error {
+	if req.Reason == "" {
+		return refuse(ErrTypeInvalid, "an abort needs a reason")
+	}
+	if r.status.Phase.Terminal() {
+		return refuse(ErrTypeConflict, "release %s has already ended (%s)", r.in.ID, r.status.Phase)
+	}
+	if r.abort != nil || r.status.Phase == PhaseRollingBack {
+		return refuse(ErrTypeConflict, "release %s is already being stopped", r.in.ID)
+	}
+	if req.Actor.Name != r.in.Requester.Name && !req.Actor.HasAnyRole(r.in.Runbook.RollbackAuthority) {
+		return refuse(ErrTypeForbidden, "%s cannot abort this release: only its requester or the roles %s may", req.Actor.Name, joinRoles(r.in.Runbook.RollbackAuthority))
+	}
+	return nil
+}
+
+func refuse(kind, format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), kind)
+}
+
+func countApprovals(gs *ApprovalStatus) int {
+	n := 0
+	for _, d := range gs.Decisions {
+		if d.Decision == GateApproved {
+			n++
+		}
+	}
+	return n
+}
+
+func gateNames(rb runbooks.Runbook) []string {
+	names := make([]string, len(rb.Approvals))
+	for i, g := range rb.Approvals {
+		names[i] = g.Name
+	}
+	return names
+}
+
+func joinRoles(roles []string) string {
+	if len(roles) == 0 {
+		return "(none)"
+	}
+	out := roles[0]
+	for _, r := range roles[1:] {
+		out += ", " + r
+	}
+	return out
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+

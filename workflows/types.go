@@ -1,0 +1,256 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/trainyard/trainyard/runbooks"
+)
+
+// Names callers use to reach a release. They are part of the wire contract with histories in
+// flight: never rename them.
+const (
+	TaskQueue = "trainyard"
+
+	QueryStatus = "status"
+
+	UpdateApprove = "approve"
+	UpdateReject  = "reject"
+	UpdateAbort   = "abort"
+
+	// SignalTargetProgress carries a stage's target events to its release.
+	SignalTargetProgress = "target-progress"
+)
+
+// Search attributes the release keeps current, so releases are findable in the Temporal UI.
+const (
+	AttrRunbook     = "TrainyardRunbook"
+	AttrVersion     = "TrainyardVersion"
+	AttrPhase       = "TrainyardPhase"
+	AttrEnvironment = "TrainyardEnvironment"
+	AttrRisk        = "TrainyardRisk"
+)
+
+// SearchAttributeTypes lists the Trainyard search attributes and their Temporal types, for
+// registering them on a namespace ("Keyword" or "Int").
+var SearchAttributeTypes = map[string]string{
+	AttrRunbook:     "Keyword",
+	AttrVersion:     "Keyword",
+	AttrPhase:       "Keyword",
+	AttrEnvironment: "Keyword",
+	AttrRisk:        "Int",
+}
+
+// SiteTaskQueue is the task queue served by `trainyard worker --site <site>`.
+func SiteTaskQueue(site string) string { return "trainyard-site-" + site }
+
+// ReleaseID is the workflow id of a release of a runbook at a version, so that starting the
+// same release twice finds the one that exists.
+func ReleaseID(runbook, version string) string {
+	return fmt.Sprintf("release-%s-%s", runbook, version)
+}
+
+// Principal is who acts: a person or a system, with the roles the server resolved for them.
+// Credentials never travel in here.
+type Principal struct {
+	Name  string   `json:"name"`
+	Roles []string `json:"roles,omitempty"`
+}
+
+// HasAnyRole reports whether the principal holds at least one of roles.
+func (p Principal) HasAnyRole(roles []string) bool {
+	for _, r := range roles {
+		if slices.Contains(p.Roles, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// Component is one artifact a release ships.
+type Component struct {
+	Name     string `json:"name"`
+	Version  string `json:"version,omitempty"`
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// Change carries facts about the change that CI knows and Trainyard does not.
+type Change struct {
+	Commit   string   `json:"commit,omitempty"`
+	Authors  []string `json:"authors,omitempty"`
+	Churn    int      `json:"churn,omitempty"`
+	Coverage float64  `json:"coverage,omitempty"`
+}
+
+// ReleaseInput starts a release. It holds a snapshot of the runbook taken at request time.
+type ReleaseInput struct {
+	ID          string           `json:"id"`
+	Runbook     runbooks.Runbook `json:"runbook"`
+	Version     string           `json:"version"`
+	Requester   Principal        `json:"requester"`
+	Components  []Component      `json:"components,omitempty"`
+	Change      Change           `json:"change,omitempty"`
+	RequestedAt time.Time        `json:"requestedAt"`
+}
+
+// Phase is where a release is in its life.
+type Phase string
+
+// Phases of a release. The last five are terminal.
+const (
+	PhasePending          Phase = "pending"
+	PhaseAwaitingApproval Phase = "awaiting_approval"
+	PhaseDeploying        Phase = "deploying"
+	PhaseStabilizing      Phase = "stabilizing"
+	PhaseRollingBack      Phase = "rolling_back"
+	PhaseSucceeded        Phase = "succeeded"
+	PhaseRolledBack       Phase = "rolled_back"
+	PhaseRejected         Phase = "rejected"
+	PhaseAborted          Phase = "aborted"
+	PhaseFailed           Phase = "failed"
+)
+
+// Terminal reports whether the release has ended.
+func (p Phase) Terminal() bool {
+	switch p {
+	case PhaseSucceeded, PhaseRolledBack, PhaseRejected, PhaseAborted, PhaseFailed:
+		return true
+	}
+	return false
+}
+
+// Target and stage states shown in the status.
+const (
+	StatePending     = "pending"
+	StateRunning     = "running"
+	StateDeployed    = "deployed"
+	StateFailed      = "failed"
+	StateRollingBack = "rolling_back"
+	StateRolledBack  = "rolled_back"
+	StateRollbackErr = "rollback_failed"
+	StateCancelled   = "cancelled"
+	StateSkipped     = "skipped"
+	StateSucceeded   = "succeeded"
+)
+
+// Approval gate states.
+const (
+	GatePending  = "pending"
+	GateWaiting  = "waiting"
+	GateApproved = "approved"
+	GateRejected = "rejected"
+	GateTimedOut = "timed_out"
+)
+
+// ReleaseStatus is the whole state of a release, returned by the status query.
+type ReleaseStatus struct {
+	ID                  string           `json:"id"`
+	Runbook             string           `json:"runbook"`
+	Version             string           `json:"version"`
+	PreviousVersion     string           `json:"previousVersion,omitempty"`
+	Requester           Principal        `json:"requester"`
+	Components          []Component      `json:"components,omitempty"`
+	Phase               Phase            `json:"phase"`
+	CurrentStage        string           `json:"currentStage,omitempty"`
+	Environment         string           `json:"environment,omitempty"`
+	Stages              []StageStatus    `json:"stages"`
+	Approvals           []ApprovalStatus `json:"approvals,omitempty"`
+	Failure             string           `json:"failure,omitempty"`
+	StabilizationEndsAt *time.Time       `json:"stabilizationEndsAt,omitempty"`
+	StartedAt           time.Time        `json:"startedAt"`
+	EndedAt             *time.Time       `json:"endedAt,omitempty"`
+	Timeline            []Event          `json:"timeline"`
+}
+
+// StageStatus is one stage's progress.
+type StageStatus struct {
+	Name        string         `json:"name"`
+	Environment string         `json:"environment,omitempty"`
+	State       string         `json:"state"`
+	Targets     []TargetStatus `json:"targets"`
+}
+
+// TargetStatus is one target's progress, with the tail of its last command's output.
+type TargetStatus struct {
+	Name       string     `json:"name"`
+	Kind       string     `json:"kind"`
+	Site       string     `json:"site,omitempty"`
+	State      string     `json:"state"`
+	Attempts   int32      `json:"attempts,omitempty"`
+	Output     string     `json:"output,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	DeployedAt *time.Time `json:"deployedAt,omitempty"`
+}
+
+// ApprovalStatus is one approval gate and the decisions taken on it.
+type ApprovalStatus struct {
+	Gate      string     `json:"gate"`
+	Before    string     `json:"before"`
+	Roles     []string   `json:"roles"`
+	Required  int        `json:"required"`
+	State     string     `json:"state"`
+	Deadline  *time.Time `json:"deadline,omitempty"`
+	Decisions []Decision `json:"decisions,omitempty"`
+}
+
+// Decision is one person's approval or rejection.
+type Decision struct {
+	Actor    string    `json:"actor"`
+	Roles    []string  `json:"roles,omitempty"`
+	Decision string    `json:"decision"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Event is one line of the release timeline.
+type Event struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
+}
+
+// ApprovalRequest approves or rejects a gate (the Update says which).
+type ApprovalRequest struct {
+	Gate    string    `json:"gate"`
+	Actor   Principal `json:"actor"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// ApprovalResult is what an approve or reject Update returns.
+type ApprovalResult struct {
+	Gate      string `json:"gate"`
+	State     string `json:"state"`
+	Approvals int    `json:"approvals"`
+	Required  int    `json:"required"`
+}
+
+// AbortRequest stops a release and rolls back what it deployed.
+type AbortRequest struct {
+	Actor  Principal `json:"actor"`
+	Reason string    `json:"reason"`
+}
+
+// AbortResult is what the abort Update returns.
+type AbortResult struct {
+	Phase Phase `json:"phase"`
+}
+
+// Error types set on Update validator errors, so the HTTP layer can answer 403, 404 or 409
+// without parsing messages.
+const (
+	ErrTypeForbidden = "Forbidden"
+	ErrTypeNotFound  = "NotFound"
+	ErrTypeConflict  = "Conflict"
+	ErrTypeInvalid   = "Invalid"
+)
+
+// TargetProgress is what a stage tells its release about one target.
+type TargetProgress struct {
+	Stage    string    `json:"stage"`
+	Target   string    `json:"target"`
+	State    string    `json:"state"`
+	Attempts int32     `json:"attempts,omitempty"`
+	Output   string    `json:"output,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+}
