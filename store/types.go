@@ -15,7 +15,7 @@ type ReleaseRecord struct {
 	Phase       string     `json:"phase" db:"phase"`
 	Environment string     `json:"environment" db:"environment"`
 	Failure     string     `json:"failure,omitempty" db:"failure"`
-	Seq         int64      `json:"-" db:"seq"`
+	Seq         int64      `json:"seq" db:"seq"`
 	StartedAt   time.Time  `json:"startedAt" db:"started_at"`
 	UpdatedAt   time.Time  `json:"updatedAt" db:"updated_at"`
 	EndedAt     *time.Time `json:"endedAt,omitempty" db:"ended_at"`
