@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/trainyard/trainyard/store"
+)
+
+// Audit actions written by the HTTP API.
+const (
+	actionStart   = "release.start"
+	actionApprove = "release.approve"
+	actionReject  = "release.reject"
+	actionAbort   = "release.abort"
+	// actionDecide records an approval request so malformed that it says neither approve
+	// nor reject: it is still an attempt, and attempts are audited.
+	actionDecide = "release.decide"
+)
+
+// audit appends one row to the audit trail for the caller of c. A failed write is logged, not
+// returned: the caller's action has already happened (or been refused) by then.
+func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, details map[string]any) {
+	p := principal(c)
+	ev := store.AuditEvent{
+		At:        s.now().UTC(),
+		Actor:     p.Name,
+		Roles:     p.Roles,
+		SourceIP:  c.ClientIP(),
+		UserAgent: c.Request.UserAgent(),
+		Action:    action,
+		ReleaseID: releaseID,
+		Outcome:   outcome,
+	}
+	if len(details) > 0 {
+		if b, err := json.Marshal(details); err == nil {
+			ev.Details = b
+		}
+	}
+	// The row must be written even when the caller hung up, which cancels the request's
+	// context; it keeps the context's values but not its cancellation.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditTimeout)
+	defer cancel()
+	if _, err := s.deps.Store.AppendAudit(ctx, ev); err != nil {
+		s.log.ErrorContext(ctx, "audit write failed",
+			slog.String("requestId", requestID(c)),
+			slog.String("action", action),
+			slog.String("releaseId", releaseID),
+			slog.String("actor", p.Name),
+			slog.String("outcome", outcome),
+			slog.Any("error", err))
+	}
+}
+
+func (s *Server) listAudit(c *gin.Context) {
+	f := store.AuditFilter{
+		ReleaseID: c.Query("release"),
+		Actor:     c.Query("actor"),
+		Action:    c.Query("action"),
+	}
+	var p *problem
+	if f.Since, p = queryTime(c, "since"); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	if f.Until, p = queryTime(c, "until"); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		fail(c, http.StatusBadRequest, "until is before since; swap them")
+		return
+	}
+	if f.Limit, p = queryLimit(c); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	events, err := s.deps.Store.ListAudit(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, "list audit events", err)
+		return
+	}
+	if events == nil {
+		events = []store.AuditEvent{}
+	}
+	c.JSON(http.StatusOK, gin.H{"events": events})
+}
+
+func queryTime(c *gin.Context, name string) (time.Time, *problem) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, newProblem(http.StatusBadRequest, name+" must be an RFC 3339 time such as 2026-01-02T15:04:05Z, not "+strconv.Quote(v))
+	}
+	return t, nil
+}
+
+// maxListLimit bounds one page of a listing.
+const maxListLimit = 1000
+
+func queryLimit(c *gin.Context) (int, *problem) {
+	v := c.Query("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxListLimit {
+		return 0, newProblem(http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(maxListLimit)+", not "+strconv.Quote(v))
+	}
+	return n, nil
+}
+
+// internal answers 500 for a failure the caller cannot fix, and logs it with the request id
+// the caller is shown.
+func (s *Server) internal(c *gin.Context, what string, err error) {
+	_ = c.Error(err)
+	s.log.ErrorContext(c.Request.Context(), what+" failed", slog.String("requestId", requestID(c)), slog.Any("error", err))
+	fail(c, http.StatusInternalServerError, "could not "+what+": "+err.Error()+"; if retrying does not help, give an operator the request id "+requestID(c))
+}

@@ -1,0 +1,489 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/trainyard/trainyard/runbooks"
+	"github.com/trainyard/trainyard/store"
+	"github.com/trainyard/trainyard/workflows"
+)
+
+var (
+	// versionPattern is what a release version looks like: it ends up in the workflow id.
+	versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+	// idempotencyKeyPattern is what an Idempotency-Key looks like: it becomes the workflow
+	// id or part of an Update id.
+	idempotencyKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+)
+
+const (
+	headerIdempotencyKey = "Idempotency-Key"
+	// maxTextLen bounds a comment or reason: it is stored in workflow history.
+	maxTextLen = 4000
+	// existingStatusTimeout bounds the status query that describes a release that was
+	// already started; the answer is useful, not needed.
+	existingStatusTimeout = 3 * time.Second
+)
+
+type startRequest struct {
+	Runbook    string                `json:"runbook"`
+	Version    string                `json:"version"`
+	Components []workflows.Component `json:"components"`
+	Change     workflows.Change      `json:"change"`
+}
+
+type startResponse struct {
+	ID            string `json:"id"`
+	Runbook       string `json:"runbook"`
+	Version       string `json:"version"`
+	Phase         string `json:"phase,omitempty"`
+	StatusURL     string `json:"statusUrl"`
+	TemporalUIURL string `json:"temporalUiUrl"`
+}
+
+const startExample = `{"runbook":"hello","version":"1.2.3"}`
+
+func (s *Server) startRelease(c *gin.Context) {
+	var req startRequest
+	if p := decodeJSON(c, &req, startExample); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	key := c.GetHeader(headerIdempotencyKey)
+	if p := checkStart(req, key); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	rb, p := s.runbookFor(req.Runbook)
+	if p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+
+	id := workflows.ReleaseID(rb.Name, req.Version)
+	if key != "" {
+		id = "release-" + key
+	}
+	now := s.now().UTC()
+	in := workflows.ReleaseInput{
+		ID:          id,
+		Runbook:     rb,
+		Version:     req.Version,
+		Requester:   principal(c),
+		Components:  req.Components,
+		Change:      req.Change,
+		RequestedAt: now,
+	}
+	details := map[string]any{"runbook": rb.Name, "version": req.Version}
+	if key != "" {
+		details["idempotencyKey"] = key
+	}
+
+	ctx := c.Request.Context()
+	// The row comes first so the workflow's phase writes always find it.
+	err := s.deps.Store.EnsureRelease(ctx, store.ReleaseRecord{
+		ID:        id,
+		Runbook:   rb.Name,
+		Version:   req.Version,
+		Requester: in.Requester.Name,
+		Phase:     string(workflows.PhasePending),
+		StartedAt: now,
+		UpdatedAt: now,
+	})
+	if err != nil {
+		details["error"] = err.Error()
+		s.audit(c, actionStart, id, store.OutcomeFailed, details)
+		s.internal(c, "record the release", err)
+		return
+	}
+	created, err := s.deps.Engine.Start(ctx, in)
+	if err != nil {
+		details["error"] = err.Error()
+		s.audit(c, actionStart, id, store.OutcomeFailed, details)
+		s.internal(c, "start the release workflow", err)
+		return
+	}
+
+	resp := startResponse{ID: id, Runbook: rb.Name, Version: req.Version, StatusURL: s.statusURL(id), TemporalUIURL: s.temporalUIURL(id)}
+	status := http.StatusCreated
+	if created {
+		resp.Phase = string(workflows.PhasePending)
+	} else {
+		status = http.StatusOK
+		if existing, ok := s.existingStatus(c, id); ok {
+			// An Idempotency-Key names one request; the same key with another release is
+			// a caller bug that would otherwise hand back the wrong release.
+			if existing.Runbook != rb.Name || existing.Version != req.Version {
+				details["reason"] = "idempotency key already used"
+				s.audit(c, actionStart, id, store.OutcomeDenied, details)
+				fail(c, http.StatusConflict, fmt.Sprintf("Idempotency-Key %q was already used for runbook %q version %q; use a new key for a different release", key, existing.Runbook, existing.Version))
+				return
+			}
+			resp.Phase = string(existing.Phase)
+		}
+	}
+	details["created"] = created
+	s.audit(c, actionStart, id, store.OutcomeAllowed, details)
+	c.Header("Location", resp.StatusURL)
+	c.JSON(status, resp)
+}
+
+// checkStart validates what can be checked without the catalog.
+func checkStart(req startRequest, key string) *problem {
+	bad := func(format string, args ...any) *problem {
+		return newProblem(http.StatusBadRequest, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case req.Runbook == "":
+		return bad(`runbook is required: send %s`, startExample)
+	case !runbooks.NamePattern.MatchString(req.Runbook):
+		return bad("runbook %q is not a runbook name: runbook names are lowercase letters, digits and dashes; list them with GET /api/v1/runbooks", req.Runbook)
+	case req.Version == "":
+		return bad(`version is required: send {"runbook":%q,"version":"1.2.3"}`, req.Runbook)
+	case !versionPattern.MatchString(req.Version):
+		return bad("version %q is not usable: start with a letter or digit, then use at most 127 letters, digits, '.', '_', '+' or '-' (for example 1.2.3 or 2026.01.15-rc1)", req.Version)
+	case key != "" && !idempotencyKeyPattern.MatchString(key):
+		return bad("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)
+	}
+	seen := map[string]bool{}
+	for i, comp := range req.Components {
+		switch {
+		case comp.Name == "":
+			return bad("components[%d].name is required: send {\"name\":\"api\",\"version\":\"1.2.3\",\"artifact\":\"registry/api@sha256:...\"}", i)
+		case seen[comp.Name]:
+			return bad("component %q is listed twice; list each component once", comp.Name)
+		}
+		seen[comp.Name] = true
+	}
+	if req.Change.Churn < 0 {
+		return bad("change.churn must not be negative")
+	}
+	if req.Change.Coverage < 0 || req.Change.Coverage > 100 {
+		return bad("change.coverage is a percentage from 0 to 100, not %v", req.Change.Coverage)
+	}
+	return nil
+}
+
+// runbookFor loads the named runbook, or says which runbooks exist and which files are
+// broken (the one the caller wants may be among them).
+func (s *Server) runbookFor(name string) (runbooks.Runbook, *problem) {
+	rb, err := s.deps.Catalog.Get(name)
+	if err == nil {
+		return rb, nil
+	}
+	if !errors.Is(err, runbooks.ErrNotFound) {
+		s.log.Error("read runbooks failed", slog.String("dir", s.deps.Catalog.Dir), slog.Any("error", err))
+		return rb, newProblem(http.StatusInternalServerError, "could not read the runbooks: "+err.Error()+"; an operator should check the runbooks folder")
+	}
+	all, allErr := s.deps.Catalog.All()
+	names := make([]string, len(all))
+	for i, r := range all {
+		names[i] = r.Name
+	}
+	known := "there are no valid runbooks"
+	if len(names) > 0 {
+		known = "known runbooks: " + strings.Join(names, ", ")
+	}
+	problems := catalogProblems(allErr)
+	if len(problems) > 0 {
+		p := newProblem(http.StatusBadRequest, fmt.Sprintf("no valid runbook is named %q (%s); some runbook files are invalid and may be the one you mean: fix the problems listed", name, known))
+		p.Type, p.Title, p.Problems = problemTypeInvalidRunbook, "Invalid runbook", problems
+		return rb, p
+	}
+	return rb, newProblem(http.StatusBadRequest, fmt.Sprintf("no runbook is named %q; %s", name, known))
+}
+
+func (s *Server) statusURL(id string) string {
+	return s.deps.PublicURL + "/api/v1/releases/" + url.PathEscape(id)
+}
+
+func (s *Server) temporalUIURL(id string) string {
+	return s.deps.TemporalUIURL + "/namespaces/" + url.PathEscape(s.deps.Namespace) + "/workflows/" + url.PathEscape(id)
+}
+
+// existingStatus asks a release that was already started what it is.
+func (s *Server) existingStatus(c *gin.Context, id string) (workflows.ReleaseStatus, bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), existingStatusTimeout)
+	defer cancel()
+	st, err := s.deps.Engine.Status(ctx, id)
+	if err != nil {
+		s.log.WarnContext(ctx, "status of existing release unavailable", slog.String("requestId", requestID(c)), slog.String("releaseId", id), slog.Any("error", err))
+		return st, false
+	}
+	return st, true
+}
+
+var phases = []workflows.Phase{
+	workflows.PhasePending, workflows.PhaseAwaitingApproval, workflows.PhaseDeploying,
+	workflows.PhaseStabilizing, workflows.PhaseRollingBack, workflows.PhaseSucceeded,
+	workflows.PhaseRolledBack, workflows.PhaseRejected, workflows.PhaseAborted, workflows.PhaseFailed,
+}
+
+func (s *Server) listReleases(c *gin.Context) {
+	f := store.ReleaseFilter{
+		Runbook:     c.Query("runbook"),
+		Phase:       c.Query("phase"),
+		Environment: c.Query("environment"),
+	}
+	if f.Phase != "" && !knownPhase(f.Phase) {
+		names := make([]string, len(phases))
+		for i, p := range phases {
+			names[i] = string(p)
+		}
+		fail(c, http.StatusBadRequest, fmt.Sprintf("phase %q is not a phase; use one of %s", f.Phase, strings.Join(names, ", ")))
+		return
+	}
+	var p *problem
+	if f.Limit, p = queryLimit(c); p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	list, err := s.deps.Store.ListReleases(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, "list releases", err)
+		return
+	}
+	if list == nil {
+		list = []store.ReleaseRecord{}
+	}
+	c.JSON(http.StatusOK, gin.H{"releases": list})
+}
+
+func knownPhase(v string) bool {
+	for _, p := range phases {
+		if string(p) == v {
+			return true
+		}
+	}
+	return false
+}
+
+type statusLinks struct {
+	Self       string `json:"self"`
+	TemporalUI string `json:"temporalUi"`
+}
+
+// statusResponse keeps the status fields at the top level, as the status query returns
+// them, and adds links.
+type statusResponse struct {
+	workflows.ReleaseStatus
+	Links statusLinks `json:"links"`
+}
+
+func (s *Server) releaseStatus(c *gin.Context) {
+	id := c.Param("id")
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.statusTimeout)
+	defer cancel()
+	st, err := s.deps.Engine.Status(ctx, id)
+	if err != nil {
+		s.engineFailure(ctx, c, id, "read the release status", err)
+		return
+	}
+	c.JSON(http.StatusOK, statusResponse{
+		ReleaseStatus: st,
+		Links:         statusLinks{Self: s.statusURL(id), TemporalUI: s.temporalUIURL(id)},
+	})
+}
+
+// engineFailure answers for an Engine error that is not a refusal.
+func (s *Server) engineFailure(ctx context.Context, c *gin.Context, id, what string, err error) {
+	switch {
+	case errors.Is(err, ErrReleaseNotFound):
+		fail(c, http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id))
+	case ctx.Err() != nil && c.Request.Context().Err() == nil:
+		_ = c.Error(err)
+		fail(c, http.StatusGatewayTimeout, fmt.Sprintf("release %q did not answer in time; check that a trainyard worker is running, then retry (a retried decision applies once)", id))
+	default:
+		s.internal(c, what, err)
+	}
+}
+
+// Approvals and aborts.
+
+type decisionRequest struct {
+	Gate     string `json:"gate"`
+	Decision string `json:"decision"`
+	Comment  string `json:"comment"`
+}
+
+const decisionExample = `{"gate":"production","decision":"approve","comment":"checked the canary"}`
+
+func (s *Server) decide(c *gin.Context) {
+	id := c.Param("id")
+	var req decisionRequest
+	if p := decodeJSON(c, &req, decisionExample); p != nil {
+		s.refuse(c, actionDecide, id, p, nil)
+		return
+	}
+	action := actionDecide
+	switch req.Decision {
+	case "approve":
+		action = actionApprove
+	case "reject":
+		action = actionReject
+	}
+	details := map[string]any{"gate": req.Gate, "decision": req.Decision}
+	if req.Comment != "" {
+		details["comment"] = req.Comment
+	}
+	if p := checkDecision(req); p != nil {
+		s.refuse(c, action, id, p, details)
+		return
+	}
+	key := c.GetHeader(headerIdempotencyKey)
+	if key != "" && !idempotencyKeyPattern.MatchString(key) {
+		s.refuse(c, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
+		return
+	}
+
+	p := principal(c)
+	updateID := decisionUpdateID(req.Decision, req.Gate, p.Name, key)
+	details["updateId"] = updateID
+	ar := workflows.ApprovalRequest{Gate: req.Gate, Actor: p, Comment: req.Comment}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
+	defer cancel()
+	var res workflows.ApprovalResult
+	var err error
+	if req.Decision == "approve" {
+		res, err = s.deps.Engine.Approve(ctx, id, updateID, ar)
+	} else {
+		res, err = s.deps.Engine.Reject(ctx, id, updateID, ar)
+	}
+	if err != nil {
+		s.updateFailure(ctx, c, action, id, details, err)
+		return
+	}
+	details["state"], details["approvals"], details["required"] = res.State, res.Approvals, res.Required
+	s.audit(c, action, id, store.OutcomeAllowed, details)
+	c.JSON(http.StatusOK, res)
+}
+
+func checkDecision(req decisionRequest) *problem {
+	bad := func(format string, args ...any) *problem {
+		return newProblem(http.StatusBadRequest, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case req.Gate == "":
+		return bad("gate is required: name the approval gate, as in %s (GET the release to see its gates)", decisionExample)
+	case !runbooks.NamePattern.MatchString(req.Gate):
+		return bad("gate %q is not a gate name; GET the release to see its gates", req.Gate)
+	case req.Decision == "":
+		return bad(`decision is required: send "approve" or "reject", as in %s`, decisionExample)
+	case req.Decision != "approve" && req.Decision != "reject":
+		return bad(`decision must be "approve" or "reject", not %q`, req.Decision)
+	case req.Decision == "reject" && strings.TrimSpace(req.Comment) == "":
+		return bad(`a rejection needs a comment saying why: send {"gate":%q,"decision":"reject","comment":"..."}`, req.Gate)
+	case len(req.Comment) > maxTextLen:
+		return bad("the comment is %d bytes; keep it under %d", len(req.Comment), maxTextLen)
+	}
+	return nil
+}
+
+// decisionUpdateID names the Update of one person's decision on one gate, so a retried call
+// or a double click applies once. The release is implied: Update ids are per workflow.
+func decisionUpdateID(decision, gate, actor, key string) string {
+	id := decision + "/" + gate + "/" + actor
+	if key != "" {
+		id += "/" + key
+	}
+	return id
+}
+
+type abortRequest struct {
+	Reason string `json:"reason"`
+}
+
+const abortExample = `{"reason":"error rate is climbing in production"}`
+
+func (s *Server) abort(c *gin.Context) {
+	id := c.Param("id")
+	var req abortRequest
+	if p := decodeJSON(c, &req, abortExample); p != nil {
+		s.refuse(c, actionAbort, id, p, nil)
+		return
+	}
+	details := map[string]any{"reason": req.Reason}
+	switch {
+	case strings.TrimSpace(req.Reason) == "":
+		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, "reason is required: say why the release must stop, as in "+abortExample), details)
+		return
+	case len(req.Reason) > maxTextLen:
+		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the reason is %d bytes; keep it under %d", len(req.Reason), maxTextLen)), details)
+		return
+	}
+	key := c.GetHeader(headerIdempotencyKey)
+	if key != "" && !idempotencyKeyPattern.MatchString(key) {
+		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
+		return
+	}
+	p := principal(c)
+	updateID := "abort/" + p.Name
+	if key != "" {
+		updateID += "/" + key
+	}
+	details["updateId"] = updateID
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
+	defer cancel()
+	res, err := s.deps.Engine.Abort(ctx, id, updateID, workflows.AbortRequest{Actor: p, Reason: req.Reason})
+	if err != nil {
+		s.updateFailure(ctx, c, actionAbort, id, details, err)
+		return
+	}
+	details["phase"] = res.Phase
+	s.audit(c, actionAbort, id, store.OutcomeAllowed, details)
+	c.JSON(http.StatusAccepted, res)
+}
+
+// refuse audits a denied attempt and answers with p.
+func (s *Server) refuse(c *gin.Context, action, id string, p *problem, details map[string]any) {
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["reason"] = p.Detail
+	details["status"] = p.Status
+	s.audit(c, action, id, store.OutcomeDenied, details)
+	abortWithProblem(c, p)
+}
+
+// refusalStatus maps a workflow's refusal to the HTTP status that says the same.
+var refusalStatus = map[string]int{
+	workflows.ErrTypeForbidden: http.StatusForbidden,
+	workflows.ErrTypeNotFound:  http.StatusNotFound,
+	workflows.ErrTypeConflict:  http.StatusConflict,
+	workflows.ErrTypeInvalid:   http.StatusBadRequest,
+}
+
+// updateFailure answers and audits an Update the engine did not apply.
+func (s *Server) updateFailure(ctx context.Context, c *gin.Context, action, id string, details map[string]any, err error) {
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		p := newProblem(http.StatusConflict, refused.Message)
+		// A refusal without one of the agreed types (a validator returning a bare error)
+		// is still a refusal of this request in the release's present state.
+		if status, ok := refusalStatus[refused.Type]; ok {
+			p = newProblem(status, refused.Message)
+			p.Reason = refused.Type
+		}
+		details["refusal"] = refused.Type
+		s.refuse(c, action, id, p, details)
+	case errors.Is(err, ErrReleaseNotFound):
+		s.refuse(c, action, id, newProblem(http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id)), details)
+	default:
+		details["error"] = err.Error()
+		s.audit(c, action, id, store.OutcomeFailed, details)
+		s.engineFailure(ctx, c, id, "send the "+strings.TrimPrefix(action, "release.")+" to the release", err)
+	}
+}
