@@ -21,6 +21,9 @@ type Runbook struct {
 	RollbackAuthority []string       `yaml:"rollbackAuthority,omitempty" json:"rollbackAuthority,omitempty"`
 	Approvals         []ApprovalGate `yaml:"approvals,omitempty" json:"approvals,omitempty"`
 	Stages            []Stage        `yaml:"stages" json:"stages"`
+	// Extensions holds top-level keys starting with "x-", a place for YAML anchors that
+	// several targets share (as in Compose files). Any other unknown key is an error.
+	Extensions map[string]any `yaml:",inline" json:"-"`
 }
 
 // ApprovalGate holds the release before a stage until enough people with the named roles

@@ -3,6 +3,8 @@ package runbooks
 import (
 	"fmt"
 	"regexp"
+	"sort"
+	"strings"
 )
 
 // NamePattern is what runbook, stage, target, gate and site names look like: they end up in
@@ -27,6 +29,16 @@ func (r Runbook) Validate() []Problem {
 		}
 	}
 
+	keys := make([]string, 0, len(r.Extensions))
+	for k := range r.Extensions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "x-") {
+			add(k, "unknown field %q (check its spelling; only extension fields starting with x- may be added)", k)
+		}
+	}
 	checkName("name", "runbook name", r.Name)
 	if r.Stabilization < 0 {
 		add("stabilization", "must not be negative")

@@ -24,6 +24,8 @@ type release struct {
 	status ReleaseStatus
 	seq    int64
 	abort  *AbortRequest
+	// ending is set once rollback or the end has begun: an abort can no longer change anything.
+	ending bool
 	// deployed lists (stage, target) indexes in the order their deploys finished: rollback
 	// walks it backwards.
 	deployed [][2]int
@@ -262,6 +264,7 @@ func (r *release) stabilize(ctx workflow.Context) (Phase, string) {
 // rollback undoes every deployed target, last deployed first. It goes on past a failed undo so
 // one broken target does not leave the others deployed, and reports whether all succeeded.
 func (r *release) rollback(ctx workflow.Context, why string) bool {
+	r.ending = true
 	if why != "" {
 		r.status.Failure = why
 	}
@@ -301,6 +304,7 @@ func (r *release) rollback(ctx workflow.Context, why string) bool {
 }
 
 func (r *release) finish(ctx workflow.Context, end Phase, failure string) (ReleaseStatus, error) {
+	r.ending = true
 	if failure != "" && r.status.Failure == "" {
 		r.status.Failure = failure
 	}
@@ -316,17 +320,10 @@ func (r *release) finish(ctx workflow.Context, end Phase, failure string) (Relea
 	return r.status, nil
 }
 
-// setPhase moves the release to a phase and tells the store and Temporal's visibility.
+// setPhase moves the release to a phase. The store is written first and the phase shown by
+// the status query after, so whoever sees a phase in the status also finds it in the store.
 func (r *release) setPhase(ctx workflow.Context, p Phase) {
-	r.status.Phase = p
 	r.seq++
-	attrs := []temporal.SearchAttributeUpdate{temporal.NewSearchAttributeKeyKeyword(AttrPhase).ValueSet(string(p))}
-	if r.status.Environment != "" {
-		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(AttrEnvironment).ValueSet(r.status.Environment))
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
-		workflow.GetLogger(ctx).Warn("update search attributes", "error", err)
-	}
 	rec := store.ReleaseRecord{
 		ID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version, Requester: r.in.Requester.Name,
 		Phase: string(p), Environment: r.status.Environment, Failure: r.status.Failure, Seq: r.seq,
@@ -335,6 +332,14 @@ func (r *release) setPhase(ctx workflow.Context, p Phase) {
 	if err := workflow.ExecuteActivity(recordContext(ctx), acts.RecordRelease, rec).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("record release phase", "phase", p, "error", err)
 	}
+	attrs := []temporal.SearchAttributeUpdate{temporal.NewSearchAttributeKeyKeyword(AttrPhase).ValueSet(string(p))}
+	if r.status.Environment != "" {
+		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(AttrEnvironment).ValueSet(r.status.Environment))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
+		workflow.GetLogger(ctx).Warn("update search attributes", "error", err)
+	}
+	r.status.Phase = p
 }
 
 func (r *release) event(ctx workflow.Context, format string, args ...any) {
@@ -462,8 +467,8 @@ func (r *release) validateAbort(_ workflow.Context, req AbortRequest) error {
 	if r.status.Phase.Terminal() {
 		return refuse(ErrTypeConflict, "release %s has already ended (%s)", r.in.ID, r.status.Phase)
 	}
-	if r.abort != nil || r.status.Phase == PhaseRollingBack {
-		return refuse(ErrTypeConflict, "release %s is already being stopped", r.in.ID)
+	if r.abort != nil || r.ending {
+		return refuse(ErrTypeConflict, "release %s is already ending or rolling back", r.in.ID)
 	}
 	if req.Actor.Name != r.in.Requester.Name && !req.Actor.HasAnyRole(r.in.Runbook.RollbackAuthority) {
 		return refuse(ErrTypeForbidden, "%s cannot abort this release: only its requester or the roles %s may", req.Actor.Name, joinRoles(r.in.Runbook.RollbackAuthority))
@@ -510,4 +515,3 @@ func joinNonEmpty(a, b string) string {
 	}
 	return a + "; " + b
 }
-

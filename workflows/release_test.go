@@ -96,7 +96,7 @@ func (s *ReleaseSuite) SetupTest() {
 	s.store = &fakeStore{previous: "1.0.0"}
 	s.env.RegisterWorkflow(ReleaseWorkflow)
 	s.env.RegisterWorkflow(StageWorkflow)
-	s.env.RegisterActivity(&activities.Activities{Store: s.store, Runner: s.runner, WorkDir: s.T().TempDir()})
+	s.env.RegisterActivity(&activities.Activities{Store: s.store, Runner: s.runner, WorkDir: s.T().TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.input = ReleaseInput{ID: ReleaseID("shop", "1.1.0"), Runbook: rb, Version: "1.1.0", Requester: requester}
 }
 

@@ -1,0 +1,44 @@
+# The two commands: `make dev` runs the whole system, `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+GOTEST_FLAGS ?= -count=1 -timeout 40m
+
+.PHONY: dev test build lint bench clean record-histories
+
+## dev: build what is needed and run Temporal, PostgreSQL, the workers and the API
+dev: bin/temporal build
+	./bin/trainyard dev
+
+## build: the trainyard binary in bin/
+build:
+	$(GO) build -o bin/trainyard ./cmd/trainyard
+
+bin/temporal:
+	./scripts/temporal-cli.sh
+
+## test: vet, then every test against real Temporal and PostgreSQL
+test: bin/temporal
+	./scripts/test-deps.sh
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+## lint: formatting, vet, staticcheck and workflowcheck
+lint:
+	gofmt -l $$(git ls-files '*.go') | (! grep .)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck@latest ./workflows/...
+
+## bench: the HTTP-vs-SDK overhead benchmarks in tests/
+bench: bin/temporal
+	./scripts/test-deps.sh
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./tests/
+
+clean:
+	rm -rf bin
+
+## record-histories: record release histories for the replay tests (after a deliberate, versioned change)
+record-histories: bin/temporal
+	./scripts/test-deps.sh
+	TRAINYARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRelease_SucceedsThroughTheAPI|TestRelease_DeployFailureRollsBackInReverse' ./tests/

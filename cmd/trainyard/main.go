@@ -1,0 +1,274 @@
+// Command trainyard is the one Trainyard binary: the HTTP server, the workers, migrations,
+// the all-in-one dev mode, and the release CLI that talks to the HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/trainyard/trainyard/activities"
+	"github.com/trainyard/trainyard/config"
+	"github.com/trainyard/trainyard/integrations/command"
+	"github.com/trainyard/trainyard/internal/temporalconn"
+	"github.com/trainyard/trainyard/runbooks"
+	"github.com/trainyard/trainyard/server"
+	"github.com/trainyard/trainyard/store"
+	"github.com/trainyard/trainyard/worker"
+)
+
+func main() {
+	// gin's debug mode prints every route at start-up; our access log says what matters.
+	gin.SetMode(gin.ReleaseMode)
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "trainyard",
+		Short:         "Run software releases as durable Temporal workflows",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", os.Getenv("TRAINYARD_CONFIG"), "configuration file (YAML; env TRAINYARD_CONFIG)")
+	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newMigrateCmd(), newRunbookCmd(), newReleaseCmd())
+	return root
+}
+
+// loadConfig reads the configuration of a production process: the dev tokens are refused.
+func loadConfig(cmd *cobra.Command) (config.Config, *slog.Logger, error) {
+	path, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.Validate(false); err != nil {
+		return cfg, nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, newLogger(cfg.LogFormat), nil
+}
+
+func newLogger(format string) *slog.Logger {
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	} else {
+		h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	}
+	return slog.New(h)
+}
+
+// signalContext ends on Ctrl-C or SIGTERM, the way operators and orchestrators stop us.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func openStore(ctx context.Context, url string) (*store.Store, error) {
+	if url == "" {
+		return nil, errors.New("no database: set DATABASE_URL (or databaseURL in the config file)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return store.Open(ctx, url)
+}
+
+func dialTemporal(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return temporalconn.Dial(ctx, cfg, logger)
+}
+
+func newServerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "server",
+		Short: "Serve the HTTP API (releases, approvals, runbooks, health)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, logger, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			st, err := openStore(ctx, cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tc, err := dialTemporal(ctx, cfg.Temporal, logger)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			return serveHTTP(ctx, cfg, logger, st, tc)
+		},
+	}
+}
+
+// serveHTTP runs the API until ctx ends, then drains requests in flight.
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store, tc client.Client) error {
+	srv := server.New(server.Deps{
+		Engine:        &server.TemporalEngine{Client: tc},
+		Store:         st,
+		Auth:          config.NewAuthenticator(cfg.Principals),
+		Catalog:       runbooks.Catalog{Dir: cfg.RunbooksDir},
+		PublicURL:     cfg.PublicBaseURL(),
+		TemporalUIURL: cfg.Temporal.UIURL,
+		Namespace:     cfg.Temporal.Namespace,
+		Logger:        logger,
+	})
+	hs := srv.HTTPServer(cfg.HTTPAddr)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	logger.Info("http server listening", "addr", cfg.HTTPAddr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server on %s: %w", cfg.HTTPAddr, err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("stop http server: %w", err)
+	}
+	return nil
+}
+
+func newWorkerCmd() *cobra.Command {
+	var sites []string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Temporal worker: the main queue, or with --site a site's command queue",
+		Long: `Without --site, serves the main task queue: release and stage workflows and the store
+activities (needs DATABASE_URL). With --site NAME (repeatable), serves only the command queue
+of those sites (trainyard-site-NAME): run it inside the site's network; it needs Temporal but
+not the database.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, logger, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			tc, err := dialTemporal(ctx, cfg.Temporal, logger)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			acts := &activities.Activities{Logger: logger, Runner: command.Shell{}, WorkDir: cfg.Site.WorkDir}
+			var workers []sdkworker.Worker
+			if len(sites) == 0 {
+				st, err := openStore(ctx, cfg.DatabaseURL)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				acts.Store = st
+				if err := temporalconn.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger); err != nil {
+					logger.Warn("search attributes", "error", err)
+				}
+				workers = append(workers, worker.NewMain(tc, acts))
+			}
+			for _, site := range sites {
+				if !runbooks.NamePattern.MatchString(site) {
+					return fmt.Errorf("--site %q: site names use lowercase letters, digits and dashes", site)
+				}
+				workers = append(workers, worker.NewSite(tc, site, acts))
+			}
+			return runWorkers(ctx, logger, workers)
+		},
+	}
+	cmd.Flags().StringSliceVar(&sites, "site", nil, "serve only this site's command queue (repeatable)")
+	return cmd
+}
+
+// runWorkers starts the workers and stops them when ctx ends.
+func runWorkers(ctx context.Context, logger *slog.Logger, workers []sdkworker.Worker) error {
+	for i, w := range workers {
+		if err := w.Start(); err != nil {
+			for _, started := range workers[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	logger.Info("workers running", "count", len(workers))
+	<-ctx.Done()
+	for _, w := range workers {
+		w.Stop()
+	}
+	return nil
+}
+
+func newMigrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the database migrations and exit",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			st, err := openStore(ctx, cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.Migrate(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
+			return nil
+		},
+	}
+}
+
+func newRunbookCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "runbook", Short: "Work with runbook files"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check runbook files and print every problem with its line",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bad := 0
+			for _, f := range args {
+				rb, err := runbooks.LoadFile(f)
+				if err != nil {
+					bad++
+					var inv *runbooks.InvalidError
+					if errors.As(err, &inv) {
+						for _, p := range inv.Problems {
+							p.File = f
+							fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+						}
+						continue
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", f, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: runbook %q is valid (%d stages, %d approval gates)\n", f, rb.Name, len(rb.Stages), len(rb.Approvals))
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d runbook files are invalid", bad, len(args))
+			}
+			return nil
+		},
+	})
+	return cmd
+}
