@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +123,10 @@ func (a *Activities) runTarget(ctx context.Context, op, script string, req Targe
 	switch {
 	case errors.As(err, &exitErr):
 		log.Warn("command failed", "exit_code", exitErr.ExitCode, "timed_out", exitErr.TimedOut, "duration", res.Duration)
-		msg := fmt.Sprintf("%s of %s: %v", op, req.Target.Name, err)
+		msg := err.Error()
+		if line := lastNonEmptyLine(res.Output); line != "" {
+			msg += ": " + line
+		}
 		return out, temporal.NewNonRetryableApplicationError(msg, ErrTypeCommandFailed, err, CommandFailure{
 			ExitCode: exitErr.ExitCode, TimedOut: exitErr.TimedOut, Output: res.Output, Attempt: info.Attempt,
 		})
@@ -146,4 +150,18 @@ func (a *Activities) logger() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
+}
+
+// lastNonEmptyLine is usually the command's own account of why it failed.
+func lastNonEmptyLine(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			if len(l) > 300 {
+				l = l[:300] + "…"
+			}
+			return l
+		}
+	}
+	return ""
 }

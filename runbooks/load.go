@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -189,10 +191,50 @@ func LoadFile(path string) (Runbook, error) {
 	return Parse(filepath.Base(path), data)
 }
 
-// Catalog is a folder of runbook files (*.yaml, *.yml), read afresh on each lookup so an
-// edited runbook applies to the next release without a restart.
+// Catalog is a folder of runbook files (*.yaml, *.yml), looked at afresh on each lookup so
+// an edited runbook applies to the next release without a restart. A catalog made by
+// NewCatalog parses a file again only when its size or modification time changed.
 type Catalog struct {
-	Dir string
+	Dir   string
+	cache *parseCache
+}
+
+// NewCatalog returns a catalog of dir that caches parsed files.
+func NewCatalog(dir string) Catalog {
+	return Catalog{Dir: dir, cache: &parseCache{entries: map[string]cacheEntry{}}}
+}
+
+type parseCache struct {
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	modTime time.Time
+	size    int64
+	rb      Runbook
+	err     error
+}
+
+func (c Catalog) load(path string) (Runbook, error) {
+	if c.cache == nil {
+		return LoadFile(path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Runbook{}, fmt.Errorf("read runbook: %w", err)
+	}
+	c.cache.mu.Lock()
+	e, ok := c.cache.entries[path]
+	c.cache.mu.Unlock()
+	if ok && e.modTime.Equal(fi.ModTime()) && e.size == fi.Size() {
+		return e.rb, e.err
+	}
+	rb, err := LoadFile(path)
+	c.cache.mu.Lock()
+	c.cache.entries[path] = cacheEntry{modTime: fi.ModTime(), size: fi.Size(), rb: rb, err: err}
+	c.cache.mu.Unlock()
+	return rb, err
 }
 
 // ErrNotFound is returned for a runbook name no file declares.
@@ -209,7 +251,7 @@ func (c Catalog) All() ([]Runbook, error) {
 	var errs []error
 	seen := map[string]string{}
 	for _, f := range files {
-		rb, err := LoadFile(f)
+		rb, err := c.load(f)
 		if err != nil {
 			errs = append(errs, err)
 			continue

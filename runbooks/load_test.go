@@ -107,3 +107,22 @@ name: anchors
 	require.NoError(t, err)
 	require.Equal(t, "echo deploy", rb.Stages[0].Targets[0].Deploy)
 }
+
+func TestNewCatalog_SeesEditedFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.yaml")
+	write := func(desc string) {
+		src := "name: r\ndescription: " + desc + "\nstages:\n  - name: s\n    targets:\n      - {name: t, kind: command, site: a, deploy: x, rollback: y}\n"
+		require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	}
+	c := NewCatalog(dir)
+	write("first")
+	rb, err := c.Get("r")
+	require.NoError(t, err)
+	require.Equal(t, "first", rb.Description)
+	write("second edit") // a different size, so the change is seen even within one mtime tick
+	rb, err = c.Get("r")
+	require.NoError(t, err)
+	require.Equal(t, "second edit", rb.Description)
+}

@@ -90,22 +90,6 @@ func (s *Server) startRelease(c *gin.Context) {
 	}
 
 	ctx := c.Request.Context()
-	// The row comes first so the workflow's phase writes always find it.
-	err := s.deps.Store.EnsureRelease(ctx, store.ReleaseRecord{
-		ID:        id,
-		Runbook:   rb.Name,
-		Version:   req.Version,
-		Requester: in.Requester.Name,
-		Phase:     string(workflows.PhasePending),
-		StartedAt: now,
-		UpdatedAt: now,
-	})
-	if err != nil {
-		details["error"] = err.Error()
-		s.audit(c, actionStart, id, store.OutcomeFailed, details)
-		s.internal(c, "record the release", err)
-		return
-	}
 	created, err := s.deps.Engine.Start(ctx, in)
 	if err != nil {
 		details["error"] = err.Error()
@@ -113,6 +97,22 @@ func (s *Server) startRelease(c *gin.Context) {
 		s.internal(c, "start the release workflow", err)
 		return
 	}
+	// The row makes the release listable at once; the workflow writes it too, with every phase
+	// change, so a failure here loses nothing and only costs a log line. It runs beside the
+	// audit write to keep the start path one database round trip long.
+	ensured := make(chan struct{})
+	go func() {
+		defer close(ensured)
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+		defer cancel()
+		if err := s.deps.Store.EnsureRelease(ectx, store.ReleaseRecord{
+			ID: id, Runbook: rb.Name, Version: req.Version, Requester: in.Requester.Name,
+			Phase: string(workflows.PhasePending), StartedAt: now, UpdatedAt: now,
+		}); err != nil {
+			s.log.Error("record new release", slog.String("releaseId", id), slog.Any("error", err))
+		}
+	}()
+	defer func() { <-ensured }()
 
 	resp := startResponse{ID: id, Runbook: rb.Name, Version: req.Version, StatusURL: s.statusURL(id), TemporalUIURL: s.temporalUIURL(id)}
 	status := http.StatusCreated

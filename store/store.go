@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ type Store struct {
 // Open connects to the PostgreSQL database at url (a lib/pq URL or key=value string) and
 // checks that it answers.
 func Open(ctx context.Context, url string) (*Store, error) {
-	db, err := sqlx.Open("postgres", url)
+	db, err := sqlx.Open("postgres", oneRoundTrip(url))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -56,6 +57,23 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	return &Store{db: db}, nil
+}
+
+// oneRoundTrip turns on lib/pq's binary_parameters unless the URL decides otherwise: without
+// it every query with parameters costs two round trips (prepare, then execute), and the audit
+// write sits on the path of every API action. It is safe because no query here passes a
+// []byte parameter (JSON goes as text cast to jsonb), the one thing it changes the encoding of.
+func oneRoundTrip(dsn string) string {
+	if strings.Contains(dsn, "binary_parameters") {
+		return dsn
+	}
+	if u, err := neturl.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("binary_parameters", "yes")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " binary_parameters=yes"
 }
 
 // Close closes the connection pool.

@@ -20,3 +20,17 @@ func TestReleaseRecord_SurvivesJSONRoundTrip(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &out))
 	require.Equal(t, in, out)
 }
+
+func TestOneRoundTrip_AddsBinaryParametersUnlessSet(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"postgres://u@h:5432/db?sslmode=disable": "postgres://u@h:5432/db?binary_parameters=yes&sslmode=disable",
+		"postgresql://u@h/db":                    "postgresql://u@h/db?binary_parameters=yes",
+		"host=h dbname=db":                       "host=h dbname=db binary_parameters=yes",
+		"postgres://u@h/db?binary_parameters=no": "postgres://u@h/db?binary_parameters=no",
+		"host=h binary_parameters=no":            "host=h binary_parameters=no",
+	}
+	for in, want := range cases {
+		require.Equal(t, want, oneRoundTrip(in), in)
+	}
+}

@@ -87,6 +87,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 // phase the release ends in and why.
 func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChannel) (Phase, string) {
 	for i, stage := range r.in.Runbook.Stages {
+		r.status.CurrentStage = stage.Name
 		for _, gate := range r.in.Runbook.GateBefore(stage.Name) {
 			if end, why := r.awaitApproval(ctx, gate); end != "" {
 				return end, why
@@ -96,7 +97,6 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 			return PhaseAborted, r.abortReason()
 		}
 
-		r.status.CurrentStage = stage.Name
 		r.status.Environment = stage.Environment
 		r.status.Stages[i].State = StateRunning
 		r.event(ctx, "stage %s started", stage.Name)
@@ -136,7 +136,7 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		default:
 			r.status.Stages[i].State = StateFailed
 			why := errorMessage(err)
-			r.event(ctx, "stage %s failed: %s", stage.Name, why)
+			r.event(ctx, "stage %s failed", stage.Name)
 			return PhaseRolledBack, why
 		}
 	}
@@ -200,7 +200,8 @@ func (r *release) awaitApproval(ctx workflow.Context, gate runbooks.ApprovalGate
 	timeout := gate.TimeoutOrDefault()
 	deadline := workflow.Now(ctx).Add(timeout)
 	gs.State, gs.Deadline = GateWaiting, &deadline
-	r.event(ctx, "waiting for approval %s (%d of %s, until %s)", gate.Name, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339))
+	r.event(ctx, "waiting for approval %s before stage %s: %d approval(s) from %s, until %s",
+		gate.Name, gate.Before, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339))
 	r.setPhase(ctx, PhaseAwaitingApproval)
 
 	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool {

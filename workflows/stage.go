@@ -74,7 +74,7 @@ func StageWorkflow(ctx workflow.Context, in StageInput) (StageResult, error) {
 				return res, err
 			}
 			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("stage %s: target %s failed: %s", in.Stage.Name, t.Name, p.Error), ErrTypeStageFailed, nil, res)
+				fmt.Sprintf("stage %s, target %s: %s", in.Stage.Name, t.Name, p.Error), ErrTypeStageFailed, nil, res)
 		}
 		res.Deployed = append(res.Deployed, t.Name)
 		tell(TargetProgress{Target: t.Name, State: StateDeployed, Output: out.Output, Attempts: out.Attempt})

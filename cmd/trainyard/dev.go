@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,6 +54,8 @@ Ctrl-C stops everything; the next run finds the same releases.`,
 
 func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error {
 	logger := newLogger("text")
+	// Output piped into a pager or tee that quits must not kill us before we stop our children.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signalContext()
 	defer stop()
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -65,7 +69,7 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 
 	if os.Getenv("DATABASE_URL") == "" && os.Getenv("TRAINYARD_DATABASE_URL") == "" {
 		fmt.Fprintln(out, "starting PostgreSQL in", filepath.Join(dataDir, "pg"))
-		pg, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dataDir, "pg"), Logger: logger})
+		pg, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dataDir, "pg"), Logger: logger, DieWithParent: true})
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL (or set DATABASE_URL to use yours): %w", err)
 		}

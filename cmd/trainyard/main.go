@@ -124,7 +124,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		Engine:        &server.TemporalEngine{Client: tc},
 		Store:         st,
 		Auth:          config.NewAuthenticator(cfg.Principals),
-		Catalog:       runbooks.Catalog{Dir: cfg.RunbooksDir},
+		Catalog:       runbooks.NewCatalog(cfg.RunbooksDir),
 		PublicURL:     cfg.PublicBaseURL(),
 		TemporalUIURL: cfg.Temporal.UIURL,
 		Namespace:     cfg.Temporal.Namespace,

@@ -54,9 +54,9 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// NoFsync turns fsync off: for tests, whose data is thrown away.
 	NoFsync bool
-	// DieWithParent has the kernel kill postgres when this process dies, even by SIGKILL or
-	// a test timeout, so tests leave no server behind. It skips the clean shutdown, so leave
-	// it off for data that matters.
+	// DieWithParent has the kernel send postgres SIGINT (its fast, clean shutdown) when this
+	// process dies, even by SIGKILL or a test timeout, so no orphaned server holds the data
+	// directory and blocks the next start.
 	DieWithParent bool
 }
 
@@ -187,7 +187,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// postgres down in order through Stop.
 		s.cmd.SysProcAttr.Setpgid = true
 		if opts.DieWithParent {
-			s.cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+			s.cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
 		}
 		// Backends that outlive a killed postmaster keep the log pipes open; don't wait on them.
 		s.cmd.WaitDelay = 5 * time.Second
