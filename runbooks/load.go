@@ -83,6 +83,8 @@ func Parse(file string, data []byte) (Runbook, error) {
 		problems[i].File = file
 		problems[i].Line = lineOf(&root, problems[i].Path)
 	}
+	// In file order, the order a person fixes them in.
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	return rb, &InvalidError{Problems: problems}
 }
 

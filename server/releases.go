@@ -55,18 +55,25 @@ const startExample = `{"runbook":"hello","version":"1.2.3"}`
 
 func (s *Server) startRelease(c *gin.Context) {
 	var req startRequest
-	if p := decodeJSON(c, &req, startExample); p != nil {
+	// A refused start is audited too: who tried to ship what, and why it was refused.
+	refuse := func(p *problem) {
+		s.audit(c, actionStart, "", store.OutcomeDenied, map[string]any{
+			"runbook": req.Runbook, "version": req.Version, "status": p.Status, "reason": p.Detail,
+		})
 		abortWithProblem(c, p)
+	}
+	if p := decodeJSON(c, &req, startExample); p != nil {
+		refuse(p)
 		return
 	}
 	key := c.GetHeader(headerIdempotencyKey)
 	if p := checkStart(req, key); p != nil {
-		abortWithProblem(c, p)
+		refuse(p)
 		return
 	}
 	rb, p := s.runbookFor(req.Runbook)
 	if p != nil {
-		abortWithProblem(c, p)
+		refuse(p)
 		return
 	}
 

@@ -378,6 +378,16 @@ func TestStartRelease_RefusesBadRequestsWithoutStarting(t *testing.T) {
 			require.Contains(t, p.Detail, tt.detail)
 			require.Zero(t, h.engine.startCalls(), "Engine.Start must not be called")
 			require.Empty(t, h.store.ensure)
+			audits := h.store.auditRows()
+			if tt.status == http.StatusRequestEntityTooLarge {
+				// Refused by the body limit before authentication: there is no one to name.
+				require.Empty(t, audits)
+				return
+			}
+			require.Len(t, audits, 1, "a refused start is audited")
+			require.Equal(t, store.OutcomeDenied, audits[0].Outcome)
+			require.Equal(t, "ci", audits[0].Actor)
+			require.Contains(t, string(audits[0].Details), "reason")
 		})
 	}
 }
@@ -785,8 +795,15 @@ func TestListRunbooks_ShowsInvalidFilesAlongsideValidOnes(t *testing.T) {
 	require.Equal(t, []string{"staging", "prod"}, got.Runbooks[0].Stages)
 	require.Equal(t, "production", got.Runbooks[0].Approvals[0].Name)
 	require.NotEmpty(t, got.Problems)
-	require.Equal(t, "typo.yaml", got.Problems[0].File)
-	require.Equal(t, 2, got.Problems[0].Line)
+	var typo *runbooks.Problem
+	for i, p := range got.Problems {
+		if strings.Contains(p.Msg, "stagez") {
+			typo = &got.Problems[i]
+		}
+	}
+	require.NotNil(t, typo, "the misspelt key is reported: %+v", got.Problems)
+	require.Equal(t, "typo.yaml", typo.File)
+	require.Equal(t, 2, typo.Line)
 }
 
 func TestUnknownRoute_AnswersProblem(t *testing.T) {

@@ -87,7 +87,10 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 // phase the release ends in and why.
 func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChannel) (Phase, string) {
 	for i, stage := range r.in.Runbook.Stages {
+		// The stage and environment the release works on, or waits to enter: a search on
+		// TrainyardEnvironment finds releases held at a gate before production too.
 		r.status.CurrentStage = stage.Name
+		r.status.Environment = stage.Environment
 		for _, gate := range r.in.Runbook.GateBefore(stage.Name) {
 			if end, why := r.awaitApproval(ctx, gate); end != "" {
 				return end, why
@@ -97,7 +100,6 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 			return PhaseAborted, r.abortReason()
 		}
 
-		r.status.Environment = stage.Environment
 		r.status.Stages[i].State = StateRunning
 		r.event(ctx, "stage %s started", stage.Name)
 		r.setPhase(ctx, PhaseDeploying)
