@@ -87,9 +87,9 @@ func TestRelease_SucceedsThroughTheAPI(t *testing.T) {
 
 	// Temporal has one release workflow with a child per stage and the search attributes.
 	ctx := context.Background()
-	desc, err := sys.temporal.Client().DescribeWorkflowExecution(ctx, res.ID, "")
+	desc, err := sys.temporal.Client().DescribeWorkflow(ctx, res.ID, "")
 	require.NoError(t, err)
-	fields := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+	fields := desc.RawResponse.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
 	for attr, want := range map[string]string{
 		workflows.AttrRunbook: "shop", workflows.AttrVersion: "1.0.0",
 		workflows.AttrPhase: "succeeded", workflows.AttrEnvironment: "production",
@@ -98,10 +98,10 @@ func TestRelease_SucceedsThroughTheAPI(t *testing.T) {
 		require.Contains(t, string(fields[attr].GetData()), want, attr)
 	}
 	for _, stage := range []string{"staging", "production"} {
-		child, err := sys.temporal.Client().DescribeWorkflowExecution(ctx, res.ID+"-"+stage, "")
+		child, err := sys.temporal.Client().DescribeWorkflow(ctx, res.ID+"-"+stage, "")
 		require.NoError(t, err, stage)
-		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, child.GetWorkflowExecutionInfo().GetStatus())
-		require.Equal(t, "StageWorkflow", child.GetWorkflowExecutionInfo().GetType().GetName())
+		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, child.RawResponse.GetWorkflowExecutionInfo().GetStatus())
+		require.Equal(t, "StageWorkflow", child.RawResponse.GetWorkflowExecutionInfo().GetType().GetName())
 	}
 
 	// The store saw the release end, and the audit trail has the refusals and the approval.
@@ -239,7 +239,7 @@ func TestAPI_BadRequestsStartNothing(t *testing.T) {
 		require.Contains(t, strings.ToLower(string(body)), strings.ToLower(tc.says), tc.name)
 	}
 	require.Equal(t, before, listCount(t), "a bad request started a release")
-	_, err := sys.temporal.Client().DescribeWorkflowExecution(context.Background(), workflows.ReleaseID("shop", "9.0.0"), "")
+	_, err := sys.temporal.Client().DescribeWorkflow(context.Background(), workflows.ReleaseID("shop", "9.0.0"), "")
 	require.Error(t, err, "a bad request started a workflow")
 }
 
