@@ -75,7 +75,7 @@ func Parse(file string, data []byte) (Runbook, error) {
 		}
 		return rb, &InvalidError{Problems: yamlProblems(file, err)}
 	}
-	problems := rb.Validate()
+	problems := append(rb.Validate(), rb.checkConditions()...)
 	if len(problems) == 0 {
 		return rb, nil
 	}
@@ -190,7 +190,11 @@ func LoadFile(path string) (Runbook, error) {
 	if err != nil {
 		return Runbook{}, fmt.Errorf("read runbook: %w", err)
 	}
-	return Parse(filepath.Base(path), data)
+	rb, err := Parse(filepath.Base(path), data)
+	if err != nil {
+		return rb, err
+	}
+	return resolveExtends(path, rb)
 }
 
 // Catalog is a folder of runbook files (*.yaml, *.yml), looked at afresh on each lookup so

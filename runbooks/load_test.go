@@ -19,7 +19,7 @@ func TestExamples_AreValid(t *testing.T) {
 	hello, err := Catalog{Dir: "examples"}.Get("hello")
 	require.NoError(t, err)
 	require.Equal(t, []string{"local"}, hello.Sites())
-	require.Equal(t, 20*time.Second, hello.Stabilization.D())
+	require.Equal(t, 20*time.Second, hello.Stabilization.Window.D())
 	require.Len(t, hello.GateBefore("production"), 1)
 }
 

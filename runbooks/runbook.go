@@ -10,17 +10,53 @@ import (
 
 // Runbook declares how one kind of release goes. A release carries a copy of its runbook in
 // the workflow input, so editing the file never changes a release in flight; every field
-// must therefore survive a JSON round trip.
+// must therefore survive a JSON round trip, and a field once shipped keeps its JSON name and
+// shape (histories in flight decode it on replay).
+//
+// The sections: metadata (name ... channel), extends/exceptions, scope, readiness,
+// governance (approvals ... rollbackAuthority), analyses, stages, stabilization, rollback.
+// docs/runbooks.md is the reference.
 type Runbook struct {
 	Name        string `yaml:"name" json:"name"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
-	// Stabilization is how long production must stay healthy after the last stage before the
-	// release is done. An abort during the window rolls everything back.
-	Stabilization Duration `yaml:"stabilization,omitempty" json:"stabilization,omitempty"`
-	// RollbackAuthority names the roles that may abort a release (the requester always may).
-	RollbackAuthority []string       `yaml:"rollbackAuthority,omitempty" json:"rollbackAuthority,omitempty"`
-	Approvals         []ApprovalGate `yaml:"approvals,omitempty" json:"approvals,omitempty"`
-	Stages            []Stage        `yaml:"stages" json:"stages"`
+	// Owners are the teams accountable for what this runbook releases.
+	Owners []string `yaml:"owners,omitempty" json:"owners,omitempty"`
+	// Tier is the criticality: 1 (most critical) to 4.
+	Tier int `yaml:"tier,omitempty" json:"tier,omitempty"`
+	// DataClassification is the most sensitive data the released services touch: public,
+	// internal, pii, pci or phi.
+	DataClassification string   `yaml:"dataClassification,omitempty" json:"dataClassification,omitempty"`
+	Capabilities       []string `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+	// Channel is the Slack channel the release is announced in.
+	Channel string `yaml:"channel,omitempty" json:"channel,omitempty"`
+
+	// Extends names a base runbook file (relative to this one) whose approvals and readiness
+	// gates are mandatory here; Exceptions are the only way to drop one, each backed by a waiver.
+	Extends    string      `yaml:"extends,omitempty" json:"extends,omitempty"`
+	Exceptions []Exception `yaml:"exceptions,omitempty" json:"exceptions,omitempty"`
+
+	Scope     *Scope     `yaml:"scope,omitempty" json:"scope,omitempty"`
+	Readiness *Readiness `yaml:"readiness,omitempty" json:"readiness,omitempty"`
+
+	Approvals []ApprovalGate `yaml:"approvals,omitempty" json:"approvals,omitempty"`
+	// Freezes names the freeze calendars (managed through the API or files) that apply.
+	Freezes []string `yaml:"freezes,omitempty" json:"freezes,omitempty"`
+	// OnFreeze is what a release does at a frozen stage: wait (default) or fail.
+	OnFreeze      string         `yaml:"onFreeze,omitempty" json:"onFreeze,omitempty"`
+	CAB           *CAB           `yaml:"cab,omitempty" json:"cab,omitempty"`
+	ChangeRequest *ChangeRequest `yaml:"changeRequest,omitempty" json:"changeRequest,omitempty"`
+	// RollbackAuthority names the roles that may abort a release or order a rollback (the
+	// requester always may abort).
+	RollbackAuthority []string `yaml:"rollbackAuthority,omitempty" json:"rollbackAuthority,omitempty"`
+
+	// Analyses are named metric checks that canary steps, exit criteria and stabilization use.
+	Analyses []Analysis `yaml:"analyses,omitempty" json:"analyses,omitempty"`
+	Stages   []Stage    `yaml:"stages" json:"stages"`
+	// Stabilization is how long production must stay healthy after the last stage, and what
+	// is watched meanwhile. Written as a duration ("30m") or as a block.
+	Stabilization Stabilization `yaml:"stabilization,omitempty" json:"stabilization,omitempty"`
+	Rollback      *Rollback     `yaml:"rollback,omitempty" json:"rollback,omitempty"`
+
 	// Extensions holds top-level keys starting with "x-", a place for YAML anchors that
 	// several targets share (as in Compose files). Any other unknown key is an error.
 	Extensions map[string]any `yaml:",inline" json:"-"`
@@ -34,30 +70,63 @@ type ApprovalGate struct {
 	Roles  []string `yaml:"roles" json:"roles"`
 	// Count is how many distinct people must approve; 1 when unset.
 	Count int `yaml:"count,omitempty" json:"count,omitempty"`
-	// AllowRequester lets the person who started the release approve it. Off by default:
-	// separation of duties is the safe default for a production release.
+	// DistinctRoles requires the approvers to cover each of these roles (one release manager
+	// and one service owner), on top of Count.
+	DistinctRoles []string `yaml:"distinctRoles,omitempty" json:"distinctRoles,omitempty"`
+	// AllowRequester lets the person who started the release, or an author of its commits,
+	// approve it. Off by default: separation of duties is the safe default.
 	AllowRequester bool `yaml:"allowRequester,omitempty" json:"allowRequester,omitempty"`
-	// Timeout is how long the gate waits for a decision before the release is rejected.
+	// Timeout is how long the gate waits for a decision.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// OnTimeout is reject (default) or wait (keep waiting after escalating).
+	OnTimeout  string      `yaml:"onTimeout,omitempty" json:"onTimeout,omitempty"`
+	Escalation *Escalation `yaml:"escalation,omitempty" json:"escalation,omitempty"`
+	// When is a condition (CEL) choosing whether the gate applies to a release.
+	When string `yaml:"when,omitempty" json:"when,omitempty"`
 }
 
-// Stage is one environment the release rolls through, in order.
+// Escalation notifies more people when a gate has waited too long.
+type Escalation struct {
+	After Duration `yaml:"after" json:"after"`
+	Roles []string `yaml:"roles" json:"roles"`
+}
+
+// Stage is one environment the release rolls through: in order, or after the stages it
+// names in After (a DAG: independent stages run at once).
 type Stage struct {
 	Name        string   `yaml:"name" json:"name"`
 	Environment string   `yaml:"environment,omitempty" json:"environment,omitempty"`
-	Targets     []Target `yaml:"targets" json:"targets"`
+	After       []string `yaml:"after,omitempty" json:"after,omitempty"`
+	Region      string   `yaml:"region,omitempty" json:"region,omitempty"`
+	// Residency is the data-residency zone (eu, us, ...) the stage's targets are in.
+	Residency string `yaml:"residency,omitempty" json:"residency,omitempty"`
+	// Requires lists hardware or capabilities this stage has that earlier stages may lack
+	// (environment parity): the release is told what was never exercised before it.
+	Requires     []string      `yaml:"requires,omitempty" json:"requires,omitempty"`
+	Strategy     *Strategy     `yaml:"strategy,omitempty" json:"strategy,omitempty"`
+	Smoke        []HTTPCheck   `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+	ExitCriteria *ExitCriteria `yaml:"exitCriteria,omitempty" json:"exitCriteria,omitempty"`
+	Targets      []Target      `yaml:"targets" json:"targets"`
 }
 
-// Target kinds this version understands.
+// Target kinds.
 const (
-	KindCommand = "command"
+	KindCommand   = "command"
+	KindArgoCD    = "argocd"
+	KindSpinnaker = "spinnaker"
+	KindHardware  = "hardware"
+	KindFlag      = "flag"
 )
 
-// Target is one thing a stage deploys to. A command target runs shell commands on the site
-// worker that serves its site.
+// TargetKinds lists every kind, in the order documentation shows them.
+var TargetKinds = []string{KindCommand, KindArgoCD, KindSpinnaker, KindHardware, KindFlag}
+
+// Target is one thing a stage deploys to. Kind says which of the kind-specific fields apply:
+// command (site, deploy, rollback), argocd, spinnaker, hardware, flag.
 type Target struct {
-	Name     string   `yaml:"name" json:"name"`
-	Kind     string   `yaml:"kind" json:"kind"`
+	Name string `yaml:"name" json:"name"`
+	Kind string `yaml:"kind" json:"kind"`
+	// Site is the site worker that runs command and hardware targets.
 	Site     string   `yaml:"site,omitempty" json:"site,omitempty"`
 	Deploy   string   `yaml:"deploy,omitempty" json:"deploy,omitempty"`
 	Rollback string   `yaml:"rollback,omitempty" json:"rollback,omitempty"`
@@ -65,6 +134,11 @@ type Target struct {
 	// Heartbeat is how long the site worker may stay silent before Temporal treats the
 	// command as lost and retries it elsewhere (or on the restarted worker).
 	Heartbeat Duration `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
+
+	ArgoCD    *ArgoCDTarget    `yaml:"argocd,omitempty" json:"argocd,omitempty"`
+	Spinnaker *SpinnakerTarget `yaml:"spinnaker,omitempty" json:"spinnaker,omitempty"`
+	Hardware  *HardwareTarget  `yaml:"hardware,omitempty" json:"hardware,omitempty"`
+	Flag      *FlagTarget      `yaml:"flag,omitempty" json:"flag,omitempty"`
 }
 
 // Defaults applied where a runbook leaves a duration unset.

@@ -40,7 +40,7 @@ func (r Runbook) Validate() []Problem {
 		}
 	}
 	checkName("name", "runbook name", r.Name)
-	if r.Stabilization < 0 {
+	if r.Stabilization.Window < 0 {
 		add("stabilization", "must not be negative")
 	}
 	if len(r.Stages) == 0 {

@@ -37,8 +37,8 @@ func summarize(rb runbooks.Runbook) runbookSummary {
 			sum.Environments = append(sum.Environments, st.Environment)
 		}
 	}
-	if rb.Stabilization > 0 {
-		sum.Stabilization = rb.Stabilization.String()
+	if rb.Stabilization.Window > 0 {
+		sum.Stabilization = rb.Stabilization.Window.String()
 	}
 	return sum
 }

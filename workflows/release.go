@@ -244,7 +244,7 @@ func (r *release) recordDecisions(ctx workflow.Context, gs *ApprovalStatus) {
 
 // stabilize waits out the runbook's stabilization window; an abort during it rolls back.
 func (r *release) stabilize(ctx workflow.Context) (Phase, string) {
-	window := r.in.Runbook.Stabilization.D()
+	window := r.in.Runbook.Stabilization.Window.D()
 	if window <= 0 {
 		return PhaseSucceeded, ""
 	}
