@@ -76,6 +76,14 @@ func (s *Server) startRelease(c *gin.Context) {
 		refuse(p)
 		return
 	}
+	if p := checkEnforceable(rb); p != nil {
+		refuse(p)
+		return
+	}
+	if p := checkComponents(rb, req.Components); p != nil {
+		refuse(p)
+		return
+	}
 
 	id := workflows.ReleaseID(rb.Name, req.Version)
 	if key != "" {
@@ -189,7 +197,7 @@ func (s *Server) runbookFor(name string) (runbooks.Runbook, *problem) {
 		return rb, nil
 	}
 	if !errors.Is(err, runbooks.ErrNotFound) {
-		s.log.Error("read runbooks failed", slog.String("dir", s.deps.Catalog.Dir), slog.Any("error", err))
+		s.log.Error("read runbooks failed", slog.Any("error", err))
 		return rb, newProblem(http.StatusInternalServerError, "could not read the runbooks: "+err.Error()+"; an operator should check the runbooks folder")
 	}
 	all, allErr := s.deps.Catalog.All()

@@ -28,12 +28,19 @@ const (
 	auditTimeout = 5 * time.Second
 )
 
+// Runbooks is where releases' runbooks come from: a runbooks.Registry in production (loaded
+// at start and on SIGHUP), a runbooks.Catalog in tests.
+type Runbooks interface {
+	Get(name string) (runbooks.Runbook, error)
+	All() ([]runbooks.Runbook, error)
+}
+
 // Deps is what the server needs.
 type Deps struct {
 	Engine  Engine
 	Store   Store
 	Auth    *config.Authenticator
-	Catalog runbooks.Catalog
+	Catalog Runbooks
 	// PublicURL is how callers reach this API (no trailing slash), used in links.
 	PublicURL string
 	// TemporalUIURL and Namespace build links to a release in the Temporal UI.

@@ -283,7 +283,7 @@ func TestStartRelease_CreatesThenReturnsExisting(t *testing.T) {
 	h.engine.StatusFunc = func(_ context.Context, id string) (workflows.ReleaseStatus, error) {
 		return workflows.ReleaseStatus{ID: id, Runbook: "hello", Version: "1.2.3", Phase: workflows.PhaseDeploying}, nil
 	}
-	body := `{"runbook":"hello","version":"1.2.3","components":[{"name":"api","version":"1.2.3","artifact":"reg/api@sha256:ab"}],"change":{"commit":"abc123","authors":["bob"],"churn":12,"coverage":81.5}}`
+	body := `{"runbook":"hello","version":"1.2.3","components":[{"name":"api","version":"1.2.3","artifact":"reg/api@sha256:abababababababababababababababababababababababababababababababab"}],"change":{"commit":"abc123","authors":["bob"],"churn":12,"coverage":81.5}}`
 
 	first := h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken, body: body})
 	require.Equal(t, http.StatusCreated, first.Code, first.Body.String())
@@ -306,7 +306,7 @@ func TestStartRelease_CreatesThenReturnsExisting(t *testing.T) {
 	require.Equal(t, "hello", in.Runbook.Name)
 	require.Len(t, in.Runbook.Stages, 2, "the input carries a snapshot of the runbook")
 	require.Equal(t, workflows.Principal{Name: "ci", Roles: []string{"deployer"}}, in.Requester)
-	require.Equal(t, []workflows.Component{{Name: "api", Version: "1.2.3", Artifact: "reg/api@sha256:ab"}}, in.Components)
+	require.Equal(t, []workflows.Component{{Name: "api", Version: "1.2.3", Artifact: "reg/api@sha256:abababababababababababababababababababababababababababababababab"}}, in.Components)
 	require.Equal(t, workflows.Change{Commit: "abc123", Authors: []string{"bob"}, Churn: 12, Coverage: 81.5}, in.Change)
 	require.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), in.RequestedAt)
 
@@ -820,4 +820,52 @@ func TestHTTPServer_SetsTimeouts(t *testing.T) {
 	require.Positive(t, hs.ReadTimeout)
 	require.Greater(t, hs.WriteTimeout, updateTimeout)
 	require.Positive(t, hs.IdleTimeout)
+}
+
+func TestStartRelease_RefusesRunbookWithUnenforcedParts(t *testing.T) {
+	t.Parallel()
+	canary := strings.Replace(helloRunbook, "name: hello", "name: hello\nfreezes: [holidays]", 1)
+	h := newHarness(t, map[string]string{"hello.yaml": canary})
+	rec := h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken, body: `{"runbook":"hello","version":"1.0.0"}`})
+	p := requireProblem(t, rec, http.StatusUnprocessableEntity, "/api/v1/releases")
+	require.Contains(t, p.Detail, "freeze calendars are not checked yet")
+	require.Equal(t, "freezes", p.Problems[0].Path)
+	require.Zero(t, h.engine.startCalls(), "nothing may start")
+	require.Equal(t, store.OutcomeDenied, h.store.auditRows()[0].Outcome)
+}
+
+func TestStartRelease_RefusesArtifactNotPinnedByDigest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	rec := h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken,
+		body: `{"runbook":"hello","version":"1.0.0","components":[{"name":"api","artifact":"registry.example/api:1.0.0"}]}`})
+	p := requireProblem(t, rec, http.StatusBadRequest, "/api/v1/releases")
+	require.Contains(t, p.Detail, "not pinned by digest")
+	require.Zero(t, h.engine.startCalls())
+}
+
+func TestStartRelease_HoldsComponentsToTheRunbooksScope(t *testing.T) {
+	t.Parallel()
+	digest := "@sha256:" + strings.Repeat("ab", 32)
+	scoped := strings.Replace(helloRunbook, "name: hello", "name: hello\nscope:\n  components:\n    - {name: api, artifact: reg/api"+digest+"}\n    - {name: ui, artifact: reg/ui:latest, allowTag: true}", 1)
+	cases := []struct {
+		name, components string
+		status           int
+		says             string
+	}{
+		{"undeclared component", `[{"name":"worker","artifact":"reg/worker` + digest + `"}]`, http.StatusBadRequest, `does not ship a component`},
+		{"declared and pinned", `[{"name":"api","artifact":"reg/api` + digest + `"}]`, http.StatusCreated, ""},
+		{"tag allowed by the runbook", `[{"name":"ui","artifact":"reg/ui:1.2"}]`, http.StatusCreated, ""},
+		{"tag not allowed", `[{"name":"api","artifact":"reg/api:1.2"}]`, http.StatusBadRequest, "not pinned by digest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, map[string]string{"hello.yaml": scoped})
+			rec := h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken,
+				body: `{"runbook":"hello","version":"1.0.0","components":` + tc.components + `}`})
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.says)
+		})
+	}
 }

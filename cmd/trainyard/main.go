@@ -118,13 +118,22 @@ func newServerCmd() *cobra.Command {
 	}
 }
 
-// serveHTTP runs the API until ctx ends, then drains requests in flight.
+// serveHTTP runs the API until ctx ends, then drains requests in flight. Runbooks are read
+// at start and again on SIGHUP.
 func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store, tc client.Client) error {
+	reg, err := runbooks.NewRegistry(cfg.RunbooksDir)
+	if err != nil {
+		return fmt.Errorf("load runbooks: %w", err)
+	}
+	if _, problems := reg.All(); problems != nil {
+		logger.Warn("some runbook files are invalid and not offered", "dir", cfg.RunbooksDir, "problems", problems.Error())
+	}
+	go reloadOnHangup(ctx, reg, logger)
 	srv := server.New(server.Deps{
 		Engine:        &server.TemporalEngine{Client: tc},
 		Store:         st,
 		Auth:          config.NewAuthenticator(cfg.Principals),
-		Catalog:       runbooks.NewCatalog(cfg.RunbooksDir),
+		Catalog:       reg,
 		PublicURL:     cfg.PublicBaseURL(),
 		TemporalUIURL: cfg.Temporal.UIURL,
 		Namespace:     cfg.Temporal.Namespace,
@@ -145,6 +154,26 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		return fmt.Errorf("stop http server: %w", err)
 	}
 	return nil
+}
+
+// reloadOnHangup reloads the runbooks on every SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, reg *runbooks.Registry, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := reg.Reload(); err != nil {
+				logger.Error("runbooks not reloaded", "error", err.Error())
+				continue
+			}
+			all, _ := reg.All()
+			logger.Info("runbooks reloaded", "dir", reg.Dir(), "count", len(all))
+		}
+	}
 }
 
 func newWorkerCmd() *cobra.Command {

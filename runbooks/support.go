@@ -1,0 +1,82 @@
+package runbooks
+
+import "fmt"
+
+// Unsupported lists what the runbook declares that this version of Trainyard cannot enforce
+// yet, each as "path: what". The API refuses to start a release of such a runbook: running
+// it with a readiness gate, a freeze or a canary analysis silently skipped would be worse than
+// not running it. Each entry disappears as the issue that implements it lands.
+//
+// Enforced today: command targets, stages in order, approvals (roles, count, allowRequester,
+// timeout that rejects), the stabilization window, rollbackAuthority, and the descriptive
+// metadata and scope fields, which need no enforcement.
+func Unsupported(rb Runbook) []string {
+	var out []string
+	add := func(path, format string, args ...any) {
+		out = append(out, path+": "+fmt.Sprintf(format, args...))
+	}
+	if rb.Readiness != nil && len(rb.Readiness.Gates) > 0 {
+		add("readiness.gates", "readiness gates are not run yet")
+	}
+	if rb.Readiness != nil && rb.Readiness.Risk != nil {
+		add("readiness.risk", "the risk score is not computed yet")
+	}
+	for i, g := range rb.Approvals {
+		p := fmt.Sprintf("approvals[%d]", i)
+		if g.When != "" {
+			add(p+".when", "conditional approvals are not evaluated yet")
+		}
+		if len(g.DistinctRoles) > 0 {
+			add(p+".distinctRoles", "distinct-role quorums are not enforced yet")
+		}
+		if g.Escalation != nil {
+			add(p+".escalation", "escalation is not sent yet")
+		}
+		if g.OnTimeout != "" && g.OnTimeout != "reject" {
+			add(p+".onTimeout", "%q is not supported yet (a timed-out gate rejects)", g.OnTimeout)
+		}
+	}
+	if len(rb.Freezes) > 0 {
+		add("freezes", "freeze calendars are not checked yet")
+	}
+	if rb.CAB != nil {
+		add("cab", "CAB approval is not requested yet")
+	}
+	if rb.ChangeRequest != nil {
+		add("changeRequest", "ITSM change requests are not opened yet")
+	}
+	if len(rb.Analyses) > 0 {
+		add("analyses", "metric analyses are not run yet")
+	}
+	for i, s := range rb.Stages {
+		p := fmt.Sprintf("stages[%d]", i)
+		if len(s.After) > 0 {
+			add(p+".after", "stages run in declaration order; DAG scheduling is not implemented yet")
+		}
+		if len(s.Requires) > 0 {
+			add(p+".requires", "environment parity is not checked yet")
+		}
+		if s.Strategy != nil && (s.Strategy.Type != StrategyRolling || s.Strategy.MaxParallel > 1) {
+			add(p+".strategy", "only rolling one target at a time is implemented")
+		}
+		if len(s.Smoke) > 0 {
+			add(p+".smoke", "smoke checks are not run yet")
+		}
+		if s.ExitCriteria != nil {
+			add(p+".exitCriteria", "exit criteria are not checked yet")
+		}
+		for j, t := range s.Targets {
+			if t.Kind != KindCommand {
+				add(fmt.Sprintf("%s.targets[%d]", p, j), "%s targets are not implemented yet (only command)", t.Kind)
+			}
+		}
+	}
+	st := rb.Stabilization
+	if len(st.Analyses) > 0 || st.SLO != nil || len(st.Checks) > 0 || (st.OnBreach != "" && st.OnBreach != "rollback") {
+		add("stabilization", "only the window is implemented; analyses, SLO burn rates, checks and paging are not")
+	}
+	if r := rb.Rollback; r != nil && ((r.Scope != "" && r.Scope != "release") || r.Budget > 0 || r.ForwardFix || r.CircuitBreaker != nil) {
+		add("rollback", "only whole-release rollback is implemented; scope, budget, forward fixes and circuit breakers are not")
+	}
+	return out
+}
