@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 func TestExamples_AreValid(t *testing.T) {
@@ -55,7 +56,7 @@ stages:
 	require.Equal(t, 9, got["stages[0].targets[0]"]+got["stages[0].targets[0].rollback"], "missing rollback reported at its target")
 	require.Equal(t, 13, got["stages[1].name"], "duplicate stage")
 	require.Equal(t, 16, got["stages[1].targets[0].kind"], "unknown kind")
-	require.Contains(t, err.Error(), "bad.yaml:16: stages[1].targets[0].kind: unknown target kind \"helm\"")
+	require.Contains(t, err.Error(), "bad.yaml:16:9: stages[1].targets[0].kind: unknown target kind \"helm\"")
 }
 
 func TestParse_UnknownFieldIsLocated(t *testing.T) {
@@ -80,7 +81,7 @@ func TestParse_BadDurationIsLocated(t *testing.T) {
 	t.Parallel()
 	_, err := Parse("d.yaml", []byte("name: x\nstabilization: soon\nstages: []\n"))
 	require.Error(t, err)
-	require.Contains(t, err.Error(), "d.yaml:2: ")
+	require.Contains(t, err.Error(), "d.yaml:2:1: stabilization: ")
 	require.Contains(t, err.Error(), `"soon" is not a duration`)
 }
 
@@ -118,21 +119,110 @@ name: anchors
 	require.Equal(t, "echo deploy", rb.Stages[0].Targets[0].Deploy)
 }
 
-func TestNewCatalog_SeesEditedFile(t *testing.T) {
+func TestProblem_StringLeavesOutWhatIsUnknown(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "r.yaml")
-	write := func(desc string) {
-		src := "name: r\ndescription: " + desc + "\nstages:\n  - name: s\n    targets:\n      - {name: t, kind: command, site: a, deploy: x, rollback: y}\n"
-		require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	for _, tc := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "r.yaml", Line: 3, Column: 5, Path: "stages", Msg: "m"}, "r.yaml:3:5: stages: m"},
+		{Problem{File: "r.yaml", Line: 3, Path: "stages", Msg: "m"}, "r.yaml:3: stages: m"},
+		{Problem{File: "r.yaml", Msg: "m"}, "r.yaml: m"},
+		{Problem{Line: 3, Column: 5, Msg: "m"}, "3:5: m"},
+		{Problem{Column: 5, Path: "p", Msg: "m"}, "p: m"},
+		{Problem{Msg: "m"}, "m"},
+	} {
+		require.Equal(t, tc.want, tc.p.String())
 	}
-	c := NewCatalog(dir)
-	write("first")
-	rb, err := c.Get("r")
-	require.NoError(t, err)
-	require.Equal(t, "first", rb.Description)
-	write("second edit") // a different size, so the change is seen even within one mtime tick
-	rb, err = c.Get("r")
-	require.NoError(t, err)
-	require.Equal(t, "second edit", rb.Description)
+}
+
+func TestParse_ProblemsCarryLineAndColumn(t *testing.T) {
+	t.Parallel()
+	src := "name: r\nstages:\n  - name: s\n    targets:\n      - {name: t, kind: helm}\n"
+	_, err := Parse("r.yaml", []byte(src))
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	got := map[string][2]int{}
+	for _, p := range inv.Problems {
+		got[p.Path] = [2]int{p.Line, p.Column}
+	}
+	require.Equal(t, [2]int{5, 19}, got["stages[0].targets[0].kind"], "at the key of the field")
+	require.Contains(t, err.Error(), `r.yaml:5:19: stages[0].targets[0].kind: unknown target kind "helm": use one of command, argocd, spinnaker, hardware, flag`)
+}
+
+func TestParse_YAMLSyntaxErrorsHaveNoColumn(t *testing.T) {
+	t.Parallel()
+	_, err := Parse("s.yaml", []byte("name: x\nowners: [a\n"))
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	require.Len(t, inv.Problems, 1)
+	require.Zero(t, inv.Problems[0].Column)
+	require.Positive(t, inv.Problems[0].Line)
+}
+
+func TestParse_BadValueDoesNotHideTheRest(t *testing.T) {
+	t.Parallel()
+	src := "name: r\ntier: 9\nstages:\n  - name: s\n    targets:\n      - {name: t, kind: command, site: a, deploy: x, rollback: y, timeout: soon}\n"
+	_, err := Parse("r.yaml", []byte(src))
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	var paths []string
+	for _, p := range inv.Problems {
+		paths = append(paths, p.Path)
+	}
+	require.Equal(t, []string{"tier", "stages[0].targets[0].timeout"}, paths)
+}
+
+func TestParse_EmptyListItemKeepsTheIndexOfLaterItems(t *testing.T) {
+	t.Parallel()
+	// yaml.v3 leaves out list items it cannot decode; Parse keeps them as zero values so a
+	// path names the item the person wrote.
+	src := "name: r\nstages:\n  -\n  - name: s\n    targets:\n      - [oops]\n      - {name: t, kind: helm}\n"
+	_, err := Parse("r.yaml", []byte(src))
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	got := map[string]int{}
+	for _, p := range inv.Problems {
+		got[p.Path] = p.Line
+	}
+	require.Equal(t, 3, got["stages[0].name"])
+	require.Equal(t, 6, got["stages[1].targets[0]"])
+	require.Equal(t, 7, got["stages[1].targets[1].kind"])
+	require.NotContains(t, got, "stages[1].targets[0].name", "nothing more is said about a value set aside")
+}
+
+func TestParse_UnknownFieldInStabilizationBlock(t *testing.T) {
+	t.Parallel()
+	// Stabilization decodes itself, out of reach of yaml.v3's KnownFields.
+	_, err := Parse("r.yaml", []byte("name: r\nstabilization:\n  window: 1m\n  onBrech: page\n"+okStage))
+	require.ErrorContains(t, err, `r.yaml:4:3: stabilization.onBrech: unknown field "onBrech" (did you mean "onBreach"?)`)
+}
+
+func TestParse_SecondDocumentIsReported(t *testing.T) {
+	t.Parallel()
+	_, err := Parse("r.yaml", []byte("name: r\n"+okStage+"---\nname: other\n"))
+	require.ErrorContains(t, err, "r.yaml:6:1: a runbook file holds one YAML document")
+	_, err = Parse("r.yaml", []byte("name: r\n"+okStage+"---\n"))
+	require.NoError(t, err, "a trailing --- holds nothing")
+}
+
+func TestPositionOf_FollowsAliasesAndMerges(t *testing.T) {
+	t.Parallel()
+	src := "x-t: &t\n  kind: command\n  site: a\nname: r\nstages:\n  - name: s\n    targets:\n      - <<: *t\n        name: web\n      - *t\n"
+	rb, err := Parse("r.yaml", []byte(src))
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	require.Len(t, rb.Stages[0].Targets, 2)
+	got := map[string][2]int{}
+	for _, p := range inv.Problems {
+		got[p.Path] = [2]int{p.Line, p.Column}
+	}
+	require.Equal(t, [2]int{8, 9}, got["stages[0].targets[0].deploy"], "missing field: at its block")
+	require.Equal(t, [2]int{10, 9}, got["stages[0].targets[1].name"], "missing field of an alias: at the alias")
+
+	var root yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(src), &root))
+	line, col := positionOf(&root, "stages[0].targets[0].site")
+	require.Equal(t, [2]int{3, 3}, [2]int{line, col}, "a merged field: where the anchor declares it")
+	require.Equal(t, 2, lineOf(&root, "stages[0].targets[1].kind"), "through an alias: where the anchor declares it")
 }

@@ -150,16 +150,25 @@ const (
 	DefaultStabilizationDur = 0
 )
 
-// Sites lists the distinct sites the runbook's targets run on, in order of first use.
+// Sites lists the distinct sites whose workers the runbook needs (targets and readiness gates
+// that run commands), in order of first use.
 func (r Runbook) Sites() []string {
 	var sites []string
 	seen := map[string]bool{}
+	use := func(site string) {
+		if site != "" && !seen[site] {
+			seen[site] = true
+			sites = append(sites, site)
+		}
+	}
+	if r.Readiness != nil {
+		for _, g := range r.Readiness.Gates {
+			use(g.Site)
+		}
+	}
 	for _, s := range r.Stages {
 		for _, t := range s.Targets {
-			if t.Site != "" && !seen[t.Site] {
-				seen[t.Site] = true
-				sites = append(sites, t.Site)
-			}
+			use(t.Site)
 		}
 	}
 	return sites

@@ -9,7 +9,7 @@ import (
 
 func TestUnsupported_WalkingSkeletonSubsetIsFullyEnforced(t *testing.T) {
 	t.Parallel()
-	rb, err := NewCatalog("examples").Get("hello")
+	rb, err := Catalog{Dir: "examples"}.Get("hello")
 	require.NoError(t, err)
 	require.Empty(t, Unsupported(rb))
 }

@@ -267,37 +267,3 @@ func newMigrateCmd() *cobra.Command {
 		},
 	}
 }
-
-func newRunbookCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "runbook", Short: "Work with runbook files"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "validate FILE...",
-		Short: "Check runbook files and print every problem with its line",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			bad := 0
-			for _, f := range args {
-				rb, err := runbooks.LoadFile(f)
-				if err != nil {
-					bad++
-					var inv *runbooks.InvalidError
-					if errors.As(err, &inv) {
-						for _, p := range inv.Problems {
-							p.File = f
-							fmt.Fprintln(cmd.ErrOrStderr(), p.String())
-						}
-						continue
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", f, err)
-					continue
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: runbook %q is valid (%d stages, %d approval gates)\n", f, rb.Name, len(rb.Stages), len(rb.Approvals))
-			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d runbook files are invalid", bad, len(args))
-			}
-			return nil
-		},
-	})
-	return cmd
-}
