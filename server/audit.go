@@ -28,6 +28,7 @@ const (
 // returned: the caller's action has already happened (or been refused) by then.
 func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, details map[string]any) {
 	p := principal(c)
+	s.metrics.actions.WithLabelValues(action, outcome).Inc()
 	ev := store.AuditEvent{
 		At:        s.now().UTC(),
 		Actor:     p.Name,

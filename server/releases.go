@@ -93,6 +93,7 @@ func (s *Server) startRelease(c *gin.Context) {
 	in := workflows.ReleaseInput{
 		ID:          id,
 		Runbook:     rb,
+		RunbookHash: runbooks.Hash(rb),
 		Version:     req.Version,
 		Requester:   principal(c),
 		Components:  req.Components,

@@ -57,6 +57,7 @@ type Server struct {
 	now     func() time.Time
 	// Timeouts of calls into the engine; fields so tests can shorten them.
 	statusTimeout, updateTimeout time.Duration
+	metrics                      *metrics
 }
 
 // New builds the server and its routes. gin's mode is process-wide, so the caller sets it
@@ -75,7 +76,7 @@ func New(deps Deps) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{deps: deps, log: log, now: time.Now, statusTimeout: statusTimeout, updateTimeout: updateTimeout}
+	s := &Server{deps: deps, log: log, now: time.Now, statusTimeout: statusTimeout, updateTimeout: updateTimeout, metrics: newMetrics()}
 	s.handler = s.routes()
 	return s
 }
@@ -106,7 +107,7 @@ func (s *Server) routes() *gin.Engine {
 	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
 
-	r.Use(s.requestLog(), s.recovery(), bodyLimit(maxBodyBytes))
+	r.Use(s.requestLog(), s.metrics.observe(), s.recovery(), bodyLimit(maxBodyBytes))
 
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path+"; the API lives under /api/v1 (releases, runbooks, audit)")
@@ -117,6 +118,9 @@ func (s *Server) routes() *gin.Engine {
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
+	// Unauthenticated like the probes: scrapers hold no API token, and the series carry no
+	// release data beyond route patterns and action names.
+	r.GET("/metrics", s.metrics.handler())
 
 	api := r.Group("/api/v1", s.authenticate())
 	api.POST("/releases", s.startRelease)

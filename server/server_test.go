@@ -307,6 +307,8 @@ func TestStartRelease_CreatesThenReturnsExisting(t *testing.T) {
 	require.Len(t, in.Runbook.Stages, 2, "the input carries a snapshot of the runbook")
 	require.Equal(t, workflows.Principal{Name: "ci", Roles: []string{"deployer"}}, in.Requester)
 	require.Equal(t, []workflows.Component{{Name: "api", Version: "1.2.3", Artifact: "reg/api@sha256:abababababababababababababababababababababababababababababababab"}}, in.Components)
+	require.Equal(t, runbooks.Hash(in.Runbook), in.RunbookHash, "the release records the content hash of the runbook it runs")
+	require.True(t, strings.HasPrefix(in.RunbookHash, "sha256:"))
 	require.Equal(t, workflows.Change{Commit: "abc123", Authors: []string{"bob"}, Churn: 12, Coverage: 81.5}, in.Change)
 	require.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), in.RequestedAt)
 
@@ -868,4 +870,23 @@ func TestStartRelease_HoldsComponentsToTheRunbooksScope(t *testing.T) {
 			require.Contains(t, rec.Body.String(), tc.says)
 		})
 	}
+}
+
+func TestMetrics_CountRequestsByRouteAndAuditedActionsByOutcome(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken, body: `{"runbook":"hello","version":"1.0.0"}`})
+	h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken, body: `{"runbook":"hello"}`})
+	h.do(t, call{method: http.MethodGet, path: "/api/v1/releases/release-hello-1.0.0", token: ciToken})
+
+	rec := h.do(t, call{method: http.MethodGet, path: "/metrics"})
+	require.Equal(t, http.StatusOK, rec.Code)
+	body := rec.Body.String()
+	require.Contains(t, body, `trainyard_http_requests_total{code="201",method="POST",route="/api/v1/releases"} 1`)
+	require.Contains(t, body, `trainyard_http_requests_total{code="400",method="POST",route="/api/v1/releases"} 1`)
+	require.Contains(t, body, `route="/api/v1/releases/:id"`, "a route pattern, not one series per release")
+	require.NotContains(t, body, "release-hello-1.0.0")
+	require.Contains(t, body, `trainyard_actions_total{action="release.start",outcome="allowed"} 1`)
+	require.Contains(t, body, `trainyard_actions_total{action="release.start",outcome="denied"} 1`)
+	require.Contains(t, body, "go_goroutines")
 }

@@ -65,7 +65,7 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 
 func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 	st := ReleaseStatus{
-		ID: in.ID, Runbook: in.Runbook.Name, Version: in.Version, Requester: in.Requester,
+		ID: in.ID, Runbook: in.Runbook.Name, RunbookHash: in.RunbookHash, Version: in.Version, Requester: in.Requester,
 		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx),
 	}
 	for _, s := range in.Runbook.Stages {

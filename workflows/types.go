@@ -85,13 +85,15 @@ type Change struct {
 
 // ReleaseInput starts a release. It holds a snapshot of the runbook taken at request time.
 type ReleaseInput struct {
-	ID          string           `json:"id"`
-	Runbook     runbooks.Runbook `json:"runbook"`
-	Version     string           `json:"version"`
-	Requester   Principal        `json:"requester"`
-	Components  []Component      `json:"components,omitempty"`
-	Change      Change           `json:"change,omitempty"`
-	RequestedAt time.Time        `json:"requestedAt"`
+	ID      string           `json:"id"`
+	Runbook runbooks.Runbook `json:"runbook"`
+	// RunbookHash identifies the exact runbook content the release runs with.
+	RunbookHash string      `json:"runbookHash,omitempty"`
+	Version     string      `json:"version"`
+	Requester   Principal   `json:"requester"`
+	Components  []Component `json:"components,omitempty"`
+	Change      Change      `json:"change,omitempty"`
+	RequestedAt time.Time   `json:"requestedAt"`
 }
 
 // Phase is where a release is in its life.
@@ -147,6 +149,7 @@ const (
 type ReleaseStatus struct {
 	ID                  string           `json:"id"`
 	Runbook             string           `json:"runbook"`
+	RunbookHash         string           `json:"runbookHash,omitempty"`
 	Version             string           `json:"version"`
 	PreviousVersion     string           `json:"previousVersion,omitempty"`
 	Requester           Principal        `json:"requester"`
