@@ -189,7 +189,7 @@ func TestLoadResolved_RefusesASymlinkLeavingTheFolder(t *testing.T) {
 	outside, dir := t.TempDir(), t.TempDir()
 	writeFile(t, outside, "standard.yaml", "rollbackAuthority: [sre]\n")
 	if err := os.Symlink(outside, filepath.Join(dir, "base")); err != nil {
-		t.Skipf("symbolic links unavailable: %v", err)
+		t.Fatalf("create a symbolic link for the test: %v", err)
 	}
 	writeFile(t, dir, "team.yaml", "name: team\nextends: base/standard.yaml\n"+fixtureStages)
 	_, err := LoadResolved(filepath.Join(dir, "team.yaml"))
