@@ -7,8 +7,8 @@ import "fmt"
 // it with a readiness gate, a freeze or a canary analysis silently skipped would be worse than
 // not running it. Each entry disappears as the issue that implements it lands.
 //
-// Enforced today: command targets, stages in order, approvals (roles, count, allowRequester,
-// timeout that rejects), the stabilization window, rollbackAuthority, and the descriptive
+// Enforced today: command targets, stages in order, approvals (roles, count, distinctRoles,
+// allowRequester, timeout that rejects), the stabilization window, rollbackAuthority, and the descriptive
 // metadata and scope fields, which need no enforcement.
 func Unsupported(rb Runbook) []string {
 	var out []string
@@ -25,9 +25,6 @@ func Unsupported(rb Runbook) []string {
 		p := fmt.Sprintf("approvals[%d]", i)
 		if g.When != "" {
 			add(p+".when", "conditional approvals are not evaluated yet")
-		}
-		if len(g.DistinctRoles) > 0 {
-			add(p+".distinctRoles", "distinct-role quorums are not enforced yet")
 		}
 		if g.Escalation != nil {
 			add(p+".escalation", "escalation is not sent yet")

@@ -25,7 +25,6 @@ func TestUnsupported_NamesEveryDeclaredButUnenforcedPart(t *testing.T) {
 		{"readiness gate", func(r *Runbook) { r.Readiness = &Readiness{Gates: []ReadinessGate{{Name: "g", Type: GateCoverage}}} }, "readiness.gates"},
 		{"risk model", func(r *Runbook) { r.Readiness = &Readiness{Risk: &RiskModel{High: 70}} }, "readiness.risk"},
 		{"conditional approval", func(r *Runbook) { r.Approvals[0].When = "risk.score > 50" }, "approvals[0].when"},
-		{"distinct roles", func(r *Runbook) { r.Approvals[0].DistinctRoles = []string{"a"} }, "approvals[0].distinctRoles"},
 		{"escalation", func(r *Runbook) { r.Approvals[0].Escalation = &Escalation{Roles: []string{"x"}} }, "approvals[0].escalation"},
 		{"keep waiting", func(r *Runbook) { r.Approvals[0].OnTimeout = "wait" }, "approvals[0].onTimeout"},
 		{"freeze", func(r *Runbook) { r.Freezes = []string{"holidays"} }, "freezes"},

@@ -77,7 +77,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 	}
 	for _, g := range in.Runbook.Approvals {
 		st.Approvals = append(st.Approvals, ApprovalStatus{
-			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), State: GatePending,
+			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), DistinctRoles: g.DistinctRoles, State: GatePending,
 		})
 	}
 	return &release{in: in, status: st}
@@ -400,7 +400,7 @@ func (r *release) registerHandlers(ctx workflow.Context) error {
 			} else {
 				n := countApprovals(gs)
 				r.event(ctx, "%s approved %s (%d of %d)", req.Actor.Name, req.Gate, n, gs.Required)
-				if n >= gs.Required {
+				if n >= gs.Required && coversDistinctRoles(gs) {
 					gs.State = GateApproved
 				}
 			}
@@ -491,6 +491,36 @@ func countApprovals(gs *ApprovalStatus) int {
 		}
 	}
 	return n
+}
+
+// coversDistinctRoles reports whether the approvals so far can give each of the gate's distinct
+// roles to a different approver: one person holding two of them fills only one seat. Gates
+// are small, so a backtracking match is enough.
+func coversDistinctRoles(gs *ApprovalStatus) bool {
+	var approvers []Decision
+	for _, d := range gs.Decisions {
+		if d.Decision == GateApproved {
+			approvers = append(approvers, d)
+		}
+	}
+	used := make([]bool, len(approvers))
+	var seat func(i int) bool
+	seat = func(i int) bool {
+		if i == len(gs.DistinctRoles) {
+			return true
+		}
+		for j, a := range approvers {
+			if !used[j] && slices.Contains(a.Roles, gs.DistinctRoles[i]) {
+				used[j] = true
+				if seat(i + 1) {
+					return true
+				}
+				used[j] = false
+			}
+		}
+		return false
+	}
+	return seat(0)
 }
 
 func gateNames(rb runbooks.Runbook) []string {

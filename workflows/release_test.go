@@ -382,3 +382,60 @@ func (s *ReleaseSuite) TestAbortWhileDeploying_StopsTheCommandAndRollsBackWhatFi
 	s.Equal(StateCancelled, st.Stages[1].Targets[0].State)
 	s.Equal([]string{"deploy:stg-a", "deploy:stg-b", "deploy:prod-a", "rollback:stg-b", "rollback:stg-a"}, s.ops())
 }
+
+func (s *ReleaseSuite) TestDistinctRoles_EachHeldByADifferentApprover() {
+	s.input.Runbook.Approvals[0].Count = 2
+	s.input.Runbook.Approvals[0].Roles = []string{"release-manager", "service-owner"}
+	s.input.Runbook.Approvals[0].DistinctRoles = []string{"release-manager", "service-owner"}
+	both := Principal{Name: "bea", Roles: []string{"release-manager", "service-owner"}}
+	carol := Principal{Name: "carol", Roles: []string{"release-manager"}}
+	var states []string
+	var poll func()
+	poll = func() {
+		if s.status().Approvals[0].State != GateWaiting {
+			s.env.RegisterDelayedCallback(poll, time.Second)
+			return
+		}
+		collect := &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) { s.Fail("rejected", err.Error()) },
+			OnComplete: func(v any, _ error) { states = append(states, v.(ApprovalResult).State) }}
+		// Two release managers make the count but not the seats: one of them must be an owner
+		// too, and bea, holding both roles, can fill only one seat.
+		s.env.UpdateWorkflow(UpdateApprove, "a", collect, ApprovalRequest{Gate: "prod-signoff", Actor: alice})
+		s.env.UpdateWorkflow(UpdateApprove, "c", collect, ApprovalRequest{Gate: "prod-signoff", Actor: carol})
+		s.env.RegisterDelayedCallback(func() {
+			s.Equal(GateWaiting, s.status().Approvals[0].State, "two release managers do not cover service-owner")
+			s.env.UpdateWorkflow(UpdateApprove, "b", collect, ApprovalRequest{Gate: "prod-signoff", Actor: both})
+		}, time.Second)
+	}
+	s.env.RegisterDelayedCallback(poll, time.Second)
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal([]string{GateWaiting, GateWaiting, GateApproved}, states)
+	s.Equal(PhaseSucceeded, s.result().Phase)
+}
+
+func TestCoversDistinctRoles_MatchesRolesToDifferentPeople(t *testing.T) {
+	t.Parallel()
+	d := func(name string, roles ...string) Decision {
+		return Decision{Actor: name, Roles: roles, Decision: GateApproved}
+	}
+	cases := []struct {
+		name      string
+		decisions []Decision
+		want      bool
+	}{
+		{"no approvals", nil, false},
+		{"one person with both roles fills one seat", []Decision{d("bea", "rm", "owner")}, false},
+		{"two people, one role each", []Decision{d("carol", "rm"), d("olga", "owner")}, true},
+		{"both-roles person takes the seat the other cannot", []Decision{d("bea", "rm", "owner"), d("carol", "rm")}, true},
+		{"same role twice", []Decision{d("carol", "rm"), d("alice", "rm")}, false},
+		{"a rejection does not count", []Decision{d("carol", "rm"), {Actor: "olga", Roles: []string{"owner"}, Decision: GateRejected}}, false},
+	}
+	for _, tc := range cases {
+		gs := &ApprovalStatus{DistinctRoles: []string{"rm", "owner"}, Decisions: tc.decisions}
+		require.Equal(t, tc.want, coversDistinctRoles(gs), tc.name)
+	}
+	require.True(t, coversDistinctRoles(&ApprovalStatus{}), "no distinct roles: always covered")
+}

@@ -188,13 +188,15 @@ type TargetStatus struct {
 
 // ApprovalStatus is one approval gate and the decisions taken on it.
 type ApprovalStatus struct {
-	Gate      string     `json:"gate"`
-	Before    string     `json:"before"`
-	Roles     []string   `json:"roles"`
-	Required  int        `json:"required"`
-	State     string     `json:"state"`
-	Deadline  *time.Time `json:"deadline,omitempty"`
-	Decisions []Decision `json:"decisions,omitempty"`
+	Gate     string   `json:"gate"`
+	Before   string   `json:"before"`
+	Roles    []string `json:"roles"`
+	Required int      `json:"required"`
+	// DistinctRoles must each be held by a different approver.
+	DistinctRoles []string   `json:"distinctRoles,omitempty"`
+	State         string     `json:"state"`
+	Deadline      *time.Time `json:"deadline,omitempty"`
+	Decisions     []Decision `json:"decisions,omitempty"`
 }
 
 // Decision is one person's approval or rejection.
