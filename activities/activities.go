@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/trainyard/trainyard/freeze"
 	"github.com/trainyard/trainyard/integrations/command"
+	"github.com/trainyard/trainyard/integrations/servicenow"
 	"github.com/trainyard/trainyard/store"
 )
 
@@ -23,6 +25,9 @@ type Store interface {
 	// LastSucceededVersion is the version of the runbook's newest succeeded release other
 	// than exclude, or "" when there is none.
 	LastSucceededVersion(ctx context.Context, runbook, exclude string) (string, error)
+	// FreezeStatus says whether the runbook's freeze calendars hold a release now, and which
+	// waiver lets it through; a waiver's use is audited.
+	FreezeStatus(ctx context.Context, files *freeze.Catalog, q store.FreezeQuery) (store.FreezeDecision, error)
 }
 
 // Activities holds the clients activities use. A site worker has a Runner and no Store; the
@@ -36,4 +41,10 @@ type Activities struct {
 	// HeartbeatEvery is how often a running command reports progress. The SDK throttles
 	// heartbeats to the heartbeat timeout, so a short period costs nothing.
 	HeartbeatEvery time.Duration
+	// Calendars are the freeze calendars from files (calendarsDir); API calendars come from
+	// the store.
+	Calendars *freeze.Catalog
+	// Changes files change requests in ServiceNow (the main worker, when servicenow.url is
+	// set); nil otherwise.
+	Changes servicenow.Client
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"github.com/trainyard/trainyard/freeze"
 	"testing"
 	"time"
 
@@ -37,6 +38,10 @@ func (f *fakeStore) LastSucceededVersion(ctx context.Context, runbook, exclude s
 		return "", nil
 	}
 	return f.LastSucceededVersionFunc(ctx, runbook, exclude)
+}
+
+func (f *fakeStore) FreezeStatus(context.Context, *freeze.Catalog, store.FreezeQuery) (store.FreezeDecision, error) {
+	return store.FreezeDecision{}, nil
 }
 
 var errDBDown = errors.New("connection refused")

@@ -184,10 +184,15 @@ type AuditEvent struct {
 	Roles     []string        `json:"roles"`
 	SourceIP  string          `json:"sourceIp,omitempty"`
 	UserAgent string          `json:"userAgent,omitempty"`
+	SlackUser string          `json:"slackUser,omitempty"`
+	SlackTeam string          `json:"slackTeam,omitempty"`
+	Device    string          `json:"device,omitempty"`
 	Action    string          `json:"action"`
 	ReleaseID string          `json:"releaseId,omitempty"`
 	Outcome   string          `json:"outcome"`
 	Details   json.RawMessage `json:"details,omitempty"`
+	PrevHash  string          `json:"prevHash"`
+	Hash      string          `json:"hash"`
 }
 
 // AuditOptions filters the audit trail; zero fields match everything.
@@ -197,20 +202,26 @@ type AuditOptions struct {
 	Action  string
 	Since   time.Time
 	Until   time.Time
-	Limit   int
+	// After continues a listing after the event with this id (the last of the page before).
+	After int64
+	// Limit is the page size: the server's default (100) when zero, 1000 at most.
+	Limit int
 }
 
-// Audit reads the audit trail.
+// Audit reads one page of the audit trail, oldest first.
 func (c *Client) Audit(ctx context.Context, opts AuditOptions) ([]AuditEvent, error) {
 	q := url.Values{}
 	setQuery(q, "release", opts.Release)
 	setQuery(q, "actor", opts.Actor)
 	setQuery(q, "action", opts.Action)
 	if !opts.Since.IsZero() {
-		q.Set("since", opts.Since.Format(time.RFC3339))
+		q.Set("since", opts.Since.Format(time.RFC3339Nano))
 	}
 	if !opts.Until.IsZero() {
-		q.Set("until", opts.Until.Format(time.RFC3339))
+		q.Set("until", opts.Until.Format(time.RFC3339Nano))
+	}
+	if opts.After > 0 {
+		q.Set("after", strconv.FormatInt(opts.After, 10))
 	}
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
@@ -220,6 +231,33 @@ func (c *Client) Audit(ctx context.Context, opts AuditOptions) ([]AuditEvent, er
 	}
 	_, err := c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, nil, &resp)
 	return resp.Events, err
+}
+
+// MaxAuditPage is the largest page the server gives.
+const MaxAuditPage = 1000
+
+// AuditAll reads every event matching opts, page after page (opts.Limit events each,
+// MaxAuditPage when zero), starting after opts.After, and calls fn with each in order. It
+// stops at the first error, fn's included.
+func (c *Client) AuditAll(ctx context.Context, opts AuditOptions, fn func(AuditEvent) error) error {
+	if opts.Limit <= 0 {
+		opts.Limit = MaxAuditPage
+	}
+	for {
+		page, err := c.Audit(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, ev := range page {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		if len(page) < opts.Limit {
+			return nil
+		}
+		opts.After = page[len(page)-1].ID
+	}
 }
 
 // Problem is an error answer of the API (RFC 9457), kept whole so a caller can show the

@@ -2,6 +2,8 @@ package apiclient_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -213,4 +215,92 @@ func TestClient_SendsIdempotencyKey(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, "deploying", resp.Phase)
+}
+
+// pagedStore lists its events as the store does: in order, after an id, a page at a time.
+type pagedStore struct {
+	auditStore
+	calls []store.AuditFilter
+}
+
+func (s *pagedStore) ListAudit(_ context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	s.calls = append(s.calls, f)
+	out := []store.AuditEvent{}
+	started := f.After == 0
+	for _, ev := range s.events {
+		if !started {
+			started = ev.ID == f.After
+			continue
+		}
+		if (f.Actor == "" || ev.Actor == f.Actor) && len(out) < f.Limit {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+func TestClient_AuditAllPagesThroughEveryEvent(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	st := &pagedStore{}
+	for i := range 7 {
+		actor := "alice"
+		if i%3 == 0 {
+			actor = "bob"
+		}
+		st.events = append(st.events, store.AuditEvent{ID: int64(10 + i), Actor: actor, Action: "release.approve",
+			Outcome: "allowed", Device: "laptop", Hash: fmt.Sprintf("h%d", i)})
+	}
+	srv := server.New(server.Deps{
+		Engine:  &engine{started: map[string]workflows.ReleaseInput{}},
+		Store:   st,
+		Auth:    config.NewAuthenticator([]config.Principal{{Name: "auditor", Roles: []string{"auditor"}, Token: "auditor-token-1"}}),
+		Catalog: runbooks.Catalog{Dir: t.TempDir()},
+	})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	c := apiclient.New(ts.URL, "auditor-token-1", nil)
+	ctx := context.Background()
+
+	tests := []struct {
+		name      string
+		opts      apiclient.AuditOptions
+		wantIDs   []int64
+		wantPages int
+	}{
+		{name: "pages of 3", opts: apiclient.AuditOptions{Limit: 3}, wantIDs: []int64{10, 11, 12, 13, 14, 15, 16}, wantPages: 3},
+		{name: "a page that comes out full asks once more", opts: apiclient.AuditOptions{Limit: 7}, wantIDs: []int64{10, 11, 12, 13, 14, 15, 16}, wantPages: 2},
+		{name: "default page", opts: apiclient.AuditOptions{}, wantIDs: []int64{10, 11, 12, 13, 14, 15, 16}, wantPages: 1},
+		{name: "filtered", opts: apiclient.AuditOptions{Actor: "alice", Limit: 2}, wantIDs: []int64{11, 12, 14, 15}, wantPages: 3},
+		{name: "after an id", opts: apiclient.AuditOptions{After: 13, Limit: 2}, wantIDs: []int64{14, 15, 16}, wantPages: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st.calls = nil
+			var ids []int64
+			err := c.AuditAll(ctx, tt.opts, func(ev apiclient.AuditEvent) error {
+				ids = append(ids, ev.ID)
+				require.Equal(t, "laptop", ev.Device)
+				require.Equal(t, fmt.Sprintf("h%d", ev.ID-10), ev.Hash)
+				return nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, tt.wantIDs, ids)
+			require.Len(t, st.calls, tt.wantPages)
+			for i, f := range st.calls[1:] {
+				require.Equal(t, ids[(i+1)*st.calls[0].Limit-1], f.After, "page %d continues after the last id", i+2)
+			}
+		})
+	}
+
+	stop := errors.New("enough")
+	n := 0
+	err := c.AuditAll(ctx, apiclient.AuditOptions{Limit: 2}, func(apiclient.AuditEvent) error {
+		n++
+		if n == 3 {
+			return stop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 3, n)
 }

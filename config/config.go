@@ -9,8 +9,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -43,6 +46,32 @@ type Config struct {
 	// Principals are the API's callers, each with a bearer token and roles.
 	Principals []Principal `yaml:"principals"`
 	Site       Site        `yaml:"site"`
+	ServiceNow ServiceNow  `yaml:"servicenow"`
+	Governance Governance  `yaml:"governance"`
+}
+
+// Governance configures freeze calendars and waivers.
+type Governance struct {
+	// CalendarsDir is the folder of freeze calendar files, one calendar per *.yaml file
+	// directly in it (TRAINYARD_CALENDARS_DIR). A folder that does not exist holds none.
+	CalendarsDir string `yaml:"calendarsDir"`
+	// CalendarAdminRoles may create, change and delete calendars through the API.
+	CalendarAdminRoles []string `yaml:"calendarAdminRoles"`
+	// WaiverRoles may grant and revoke waivers.
+	WaiverRoles []string `yaml:"waiverRoles"`
+	// MaxWaiver is how far ahead of its grant a waiver may expire, at most ("168h").
+	MaxWaiver time.Duration `yaml:"maxWaiver"`
+}
+
+// DefaultGovernance is the governance configuration when none is given: calendar files in
+// calendars/, and release managers administer calendars and grant waivers of 7 days at most.
+func DefaultGovernance() Governance {
+	return Governance{
+		CalendarsDir:       "calendars",
+		CalendarAdminRoles: []string{"release-manager"},
+		WaiverRoles:        []string{"release-manager"},
+		MaxWaiver:          7 * 24 * time.Hour,
+	}
 }
 
 // Temporal says where the Temporal frontend is.
@@ -73,6 +102,85 @@ type Site struct {
 	WorkDir string `yaml:"workDir"`
 }
 
+// ServiceNow is where change requests are filed (integrations/servicenow). Off when URL is
+// empty. Authenticate with User and Password (basic) or an OAuth Token, not both; PasswordEnv
+// and TokenEnv name environment variables to read the secret from instead.
+type ServiceNow struct {
+	// URL is the instance, e.g. https://example.service-now.com (TRAINYARD_SERVICENOW_URL);
+	// https unless it is a loopback address.
+	URL         string `yaml:"url"`
+	User        string `yaml:"user"`     // TRAINYARD_SERVICENOW_USER
+	Password    string `yaml:"password"` // TRAINYARD_SERVICENOW_PASSWORD
+	PasswordEnv string `yaml:"passwordEnv"`
+	Token       string `yaml:"token"` // TRAINYARD_SERVICENOW_TOKEN
+	TokenEnv    string `yaml:"tokenEnv"`
+	// Timeout bounds each HTTP request (DefaultServiceNowTimeout when zero).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultServiceNowTimeout bounds each ServiceNow request when servicenow.timeout is unset.
+const DefaultServiceNowTimeout = 30 * time.Second
+
+// Enabled reports whether change requests are configured.
+func (s ServiceNow) Enabled() bool { return s.URL != "" }
+
+// TimeoutOrDefault is Timeout, or DefaultServiceNowTimeout when unset.
+func (s ServiceNow) TimeoutOrDefault() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return DefaultServiceNowTimeout
+}
+
+func (s ServiceNow) validate() []error {
+	var errs []error
+	if !s.Enabled() {
+		if s.User != "" || s.Password != "" || s.Token != "" {
+			errs = append(errs, errors.New("servicenow.url (TRAINYARD_SERVICENOW_URL) is empty but servicenow credentials are set"))
+		}
+		return errs
+	}
+	u, err := url.Parse(s.URL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, errors.New("servicenow.url (TRAINYARD_SERVICENOW_URL) is not an absolute URL like https://example.service-now.com"))
+	case u.User != nil:
+		errs = append(errs, errors.New("servicenow.url (TRAINYARD_SERVICENOW_URL) contains credentials; use servicenow.user and servicenow.password"))
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		errs = append(errs, errors.New("servicenow.url (TRAINYARD_SERVICENOW_URL) must be https (plain http only for a loopback address)"))
+	}
+	basic := s.User != "" || s.Password != "" || s.PasswordEnv != ""
+	bearer := s.Token != "" || s.TokenEnv != ""
+	switch {
+	case basic && bearer:
+		errs = append(errs, errors.New("servicenow: set user and password (TRAINYARD_SERVICENOW_USER, TRAINYARD_SERVICENOW_PASSWORD) or token (TRAINYARD_SERVICENOW_TOKEN), not both"))
+	case bearer && s.Token == "":
+		errs = append(errs, fmt.Errorf("servicenow.tokenEnv: environment variable %s is empty", s.TokenEnv))
+	case bearer:
+	case s.User == "" && !basic:
+		errs = append(errs, errors.New("servicenow: set user and password (TRAINYARD_SERVICENOW_USER, TRAINYARD_SERVICENOW_PASSWORD) or token (TRAINYARD_SERVICENOW_TOKEN)"))
+	case s.User == "":
+		errs = append(errs, errors.New("servicenow.user (TRAINYARD_SERVICENOW_USER) is empty"))
+	case s.Password == "" && s.PasswordEnv != "":
+		errs = append(errs, fmt.Errorf("servicenow.passwordEnv: environment variable %s is empty", s.PasswordEnv))
+	case s.Password == "":
+		errs = append(errs, errors.New("servicenow.password (TRAINYARD_SERVICENOW_PASSWORD) is empty"))
+	}
+	if s.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("servicenow.timeout is negative (%s)", s.Timeout))
+	}
+	return errs
+}
+
+// loopback reports whether host is localhost or a loopback IP address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Default returns the built-in defaults, before any file or environment.
 func Default() Config {
 	return Config{
@@ -84,7 +192,8 @@ func Default() Config {
 			Namespace: "default",
 			UIURL:     "http://127.0.0.1:8233",
 		},
-		Site: Site{WorkDir: ".trainyard/sites"},
+		Site:       Site{WorkDir: ".trainyard/sites"},
+		Governance: DefaultGovernance(),
 	}
 }
 
@@ -154,6 +263,17 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.RunbooksDir, "TRAINYARD_RUNBOOKS_DIR")
 	set(&c.LogFormat, "TRAINYARD_LOG_FORMAT")
 	set(&c.Site.WorkDir, "TRAINYARD_SITE_WORKDIR")
+	set(&c.Governance.CalendarsDir, "TRAINYARD_CALENDARS_DIR")
+	if c.ServiceNow.PasswordEnv != "" {
+		c.ServiceNow.Password = getenv(c.ServiceNow.PasswordEnv)
+	}
+	if c.ServiceNow.TokenEnv != "" {
+		c.ServiceNow.Token = getenv(c.ServiceNow.TokenEnv)
+	}
+	set(&c.ServiceNow.URL, "TRAINYARD_SERVICENOW_URL")
+	set(&c.ServiceNow.User, "TRAINYARD_SERVICENOW_USER")
+	set(&c.ServiceNow.Password, "TRAINYARD_SERVICENOW_PASSWORD")
+	set(&c.ServiceNow.Token, "TRAINYARD_SERVICENOW_TOKEN")
 	for i, p := range c.Principals {
 		if p.TokenEnv != "" {
 			c.Principals[i].Token = getenv(p.TokenEnv)
@@ -189,6 +309,7 @@ func (c Config) Validate(allowDevTokens bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("logFormat (TRAINYARD_LOG_FORMAT) is %q; use json or text", c.LogFormat))
 	}
+	errs = append(errs, c.Governance.validate()...)
 	names := map[string]bool{}
 	tokens := map[string]string{}
 	for i, p := range c.Principals {
@@ -216,7 +337,35 @@ func (c Config) Validate(allowDevTokens bool) error {
 		}
 		tokens[p.Token] = p.Name
 	}
+	errs = append(errs, c.ServiceNow.validate()...)
 	return errors.Join(errs...)
+}
+
+func (g Governance) validate() []error {
+	var errs []error
+	if g.CalendarsDir == "" {
+		errs = append(errs, errors.New("governance.calendarsDir (TRAINYARD_CALENDARS_DIR) is empty; name the folder of freeze calendar files (default calendars)"))
+	}
+	if len(g.CalendarAdminRoles) == 0 {
+		errs = append(errs, errors.New("governance.calendarAdminRoles is empty; name at least one role that may change freeze calendars (default [release-manager])"))
+	}
+	if len(g.WaiverRoles) == 0 {
+		errs = append(errs, errors.New("governance.waiverRoles is empty; name at least one role that may grant waivers (default [release-manager])"))
+	}
+	for i, r := range g.CalendarAdminRoles {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("governance.calendarAdminRoles[%d] is empty", i))
+		}
+	}
+	for i, r := range g.WaiverRoles {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("governance.waiverRoles[%d] is empty", i))
+		}
+	}
+	if g.MaxWaiver <= 0 {
+		errs = append(errs, fmt.Errorf("governance.maxWaiver is %s; set how far ahead a waiver may expire, such as 168h (7 days)", g.MaxWaiver))
+	}
+	return errs
 }
 
 // Authenticator maps bearer tokens to principals. It keeps only token hashes and compares

@@ -8,7 +8,8 @@ import "fmt"
 // not running it. Each entry disappears as the issue that implements it lands.
 //
 // Enforced today: command targets, stages in order, approvals (roles, count, distinctRoles,
-// allowRequester, timeout that rejects), the stabilization window, rollbackAuthority, and the descriptive
+// allowRequester, timeout that rejects), freeze calendars (wait or fail, waivers), change
+// requests without a condition, the stabilization window, rollbackAuthority, and the descriptive
 // metadata and scope fields, which need no enforcement.
 func Unsupported(rb Runbook) []string {
 	var out []string
@@ -33,14 +34,11 @@ func Unsupported(rb Runbook) []string {
 			add(p+".onTimeout", "%q is not supported yet (a timed-out gate rejects)", g.OnTimeout)
 		}
 	}
-	if len(rb.Freezes) > 0 {
-		add("freezes", "freeze calendars are not checked yet")
-	}
 	if rb.CAB != nil {
 		add("cab", "CAB approval is not requested yet")
 	}
-	if rb.ChangeRequest != nil {
-		add("changeRequest", "ITSM change requests are not opened yet")
+	if rb.ChangeRequest != nil && rb.ChangeRequest.When != "" {
+		add("changeRequest.when", "conditional change requests are not evaluated yet (without when, one is always filed)")
 	}
 	if len(rb.Analyses) > 0 {
 		add("analyses", "metric analyses are not run yet")

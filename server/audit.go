@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +28,33 @@ const (
 	actionDecide = "release.decide"
 )
 
+// headerDevice is where a client names the device it runs on (a laptop's hostname, "ci",
+// a Slack client). It is the caller's claim, recorded as said, not proof.
+const headerDevice = "X-Trainyard-Device"
+
+// maxDeviceChars bounds what is kept of headerDevice.
+const maxDeviceChars = 200
+
+// device is the caller's X-Trainyard-Device, made fit for the audit trail: valid UTF-8
+// (PostgreSQL refuses anything else, and the row would be lost), no control characters, and
+// at most maxDeviceChars characters.
+func device(c *gin.Context) string {
+	v := strings.TrimSpace(c.GetHeader(headerDevice))
+	if v == "" {
+		return ""
+	}
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(v, "\uFFFD"))
+	if utf8.RuneCountInString(v) > maxDeviceChars {
+		v = string([]rune(v)[:maxDeviceChars])
+	}
+	return v
+}
+
 // audit appends one row to the audit trail for the caller of c. A failed write is logged, not
 // returned: the caller's action has already happened (or been refused) by then.
 func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, details map[string]any) {
@@ -35,6 +66,7 @@ func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, detail
 		Roles:     p.Roles,
 		SourceIP:  c.ClientIP(),
 		UserAgent: c.Request.UserAgent(),
+		Device:    device(c),
 		Action:    action,
 		ReleaseID: releaseID,
 		Outcome:   outcome,
@@ -82,7 +114,19 @@ func (s *Server) listAudit(c *gin.Context) {
 		abortWithProblem(c, p)
 		return
 	}
+	if v := c.Query("after"); v != "" {
+		after, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || after < 1 {
+			fail(c, http.StatusBadRequest, "after must be the id of an audit event (a whole number from 1), not "+strconv.Quote(v))
+			return
+		}
+		f.After = after
+	}
 	events, err := s.deps.Store.ListAudit(c.Request.Context(), f)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusBadRequest, "after names no audit event: give the id of the last event of the page before")
+		return
+	}
 	if err != nil {
 		s.internal(c, "list audit events", err)
 		return

@@ -47,6 +47,8 @@ type Deps struct {
 	TemporalUIURL string
 	Namespace     string
 	Logger        *slog.Logger
+	// Governance serves freeze calendars and waivers (server/freezes.go).
+	Governance Governance
 }
 
 // Server is the HTTP API.
@@ -131,5 +133,6 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/runbooks", s.listRunbooks)
 	api.POST("/runbooks/validate", s.validateRunbook)
 	api.GET("/audit", s.listAudit)
+	s.governanceRoutes(api) // calendars, freeze, waivers
 	return r
 }

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -229,76 +226,6 @@ func (s *Store) Decisions(ctx context.Context, releaseID string) ([]DecisionReco
 		ORDER BY decided_at, gate, actor`, releaseID)
 	if err != nil {
 		return nil, fmt.Errorf("list decisions of release %q: %w", releaseID, err)
-	}
-	return out, nil
-}
-
-// AppendAudit adds e to the audit trail and returns its id. A zero e.At means now; empty
-// e.Details means {}. Each call is a new event: the trail records attempts, repeats too.
-func (s *Store) AppendAudit(ctx context.Context, e AuditEvent) (int64, error) {
-	details := bytes.TrimSpace(e.Details)
-	if len(details) == 0 || string(details) == "null" {
-		details = []byte("{}")
-	}
-	roles := e.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	var releaseID sql.NullString
-	if e.ReleaseID != "" {
-		releaseID = sql.NullString{String: e.ReleaseID, Valid: true}
-	}
-	var id int64
-	err := s.db.QueryRowContext(ctx, `
-		INSERT INTO audit_events (at, actor, roles, source_ip, user_agent, action, release_id, outcome, details)
-		VALUES (COALESCE($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
-		RETURNING id`,
-		nullTime(e.At), e.Actor, pq.Array(roles), e.SourceIP, e.UserAgent, e.Action, releaseID, e.Outcome, string(details),
-	).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("append audit event %q by %q: %w", e.Action, e.Actor, err)
-	}
-	return id, nil
-}
-
-// ListAudit returns the audit events matching f, oldest first: f.Limit of them, 100 when
-// unset, 1000 at most. Since is inclusive, Until exclusive.
-func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
-	var w where
-	w.eq("release_id", f.ReleaseID)
-	w.eq("actor", f.Actor)
-	w.eq("action", f.Action)
-	if !f.Since.IsZero() {
-		w.cond("at >= " + w.arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		w.cond("at < " + w.arg(f.Until))
-	}
-	q := `SELECT id, at, actor, roles, source_ip, user_agent, action, release_id, outcome, details
-		FROM audit_events` + w.sql() +
-		` ORDER BY at, id LIMIT ` + w.arg(clamp(f.Limit, defaultAuditLimit, maxAuditLimit))
-	rows, err := s.db.QueryContext(ctx, q, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list audit events: %w", err)
-	}
-	defer rows.Close()
-	out := []AuditEvent{}
-	for rows.Next() {
-		var (
-			e         AuditEvent
-			releaseID sql.NullString
-			details   []byte
-		)
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, pq.Array(&e.Roles), &e.SourceIP, &e.UserAgent,
-			&e.Action, &releaseID, &e.Outcome, &details); err != nil {
-			return nil, fmt.Errorf("list audit events: %w", err)
-		}
-		e.ReleaseID = releaseID.String
-		e.Details = json.RawMessage(details)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	return out, nil
 }

@@ -437,7 +437,8 @@ func TestAppendAudit_RoundTripsEveryField(t *testing.T) {
 	s := newStore(t)
 	in := AuditEvent{
 		At: at(1), Actor: "alice", Roles: []string{"approver", "release-manager"},
-		SourceIP: "10.0.0.7", UserAgent: "curl/8.5", Action: "approve", ReleaseID: "r1",
+		SourceIP: "10.0.0.7", UserAgent: "curl/8.5", SlackUser: "U024BE7LH", SlackTeam: "T024BE7LD",
+		Device: "alice-laptop", Action: "approve", ReleaseID: "r1",
 		Outcome: OutcomeDenied, Details: json.RawMessage(`{"gate":"prod","reason":"self-approval"}`),
 	}
 	id, err := s.AppendAudit(ctx, in)
@@ -454,10 +455,15 @@ func TestAppendAudit_RoundTripsEveryField(t *testing.T) {
 	require.Equal(t, in.Roles, e.Roles)
 	require.Equal(t, in.SourceIP, e.SourceIP)
 	require.Equal(t, in.UserAgent, e.UserAgent)
+	require.Equal(t, in.SlackUser, e.SlackUser)
+	require.Equal(t, in.SlackTeam, e.SlackTeam)
+	require.Equal(t, in.Device, e.Device)
 	require.Equal(t, in.Action, e.Action)
 	require.Equal(t, in.ReleaseID, e.ReleaseID)
 	require.Equal(t, in.Outcome, e.Outcome)
 	require.JSONEq(t, string(in.Details), string(e.Details))
+	require.Empty(t, e.PrevHash, "the first row starts the chain")
+	require.Equal(t, AuditHash("", e), e.Hash)
 }
 
 func TestAppendAudit_FillsDefaults(t *testing.T) {

@@ -40,18 +40,28 @@ type ReleaseFilter struct {
 }
 
 // AuditEvent is one row of the append-only audit trail: a human or system action, allowed
-// or denied.
+// or denied. PrevHash and Hash are set by the database when the row is written (see
+// AuditHash); what a caller puts in them is ignored.
 type AuditEvent struct {
-	ID        int64           `json:"id" db:"id"`
-	At        time.Time       `json:"at" db:"at"`
-	Actor     string          `json:"actor" db:"actor"`
-	Roles     []string        `json:"roles" db:"-"`
-	SourceIP  string          `json:"sourceIp,omitempty" db:"source_ip"`
-	UserAgent string          `json:"userAgent,omitempty" db:"user_agent"`
+	ID        int64     `json:"id" db:"id"`
+	At        time.Time `json:"at" db:"at"`
+	Actor     string    `json:"actor" db:"actor"`
+	Roles     []string  `json:"roles" db:"-"`
+	SourceIP  string    `json:"sourceIp,omitempty" db:"source_ip"`
+	UserAgent string    `json:"userAgent,omitempty" db:"user_agent"`
+	// SlackUser and SlackTeam say who acted in Slack, and in which workspace.
+	SlackUser string `json:"slackUser,omitempty" db:"slack_user"`
+	SlackTeam string `json:"slackTeam,omitempty" db:"slack_team"`
+	// Device is what the client said it runs on (X-Trainyard-Device); the caller's claim.
+	Device    string          `json:"device,omitempty" db:"device"`
 	Action    string          `json:"action" db:"action"`
 	ReleaseID string          `json:"releaseId,omitempty" db:"release_id"`
 	Outcome   string          `json:"outcome" db:"outcome"`
 	Details   json.RawMessage `json:"details,omitempty" db:"details"`
+	// PrevHash is the Hash of the row before this one, "" for the first row of the chain.
+	PrevHash string `json:"prevHash" db:"prev_hash"`
+	// Hash chains this row to the one before it; "" for rows written before the chain began.
+	Hash string `json:"hash" db:"hash"`
 }
 
 // Audit outcomes.
@@ -68,5 +78,8 @@ type AuditFilter struct {
 	Action    string
 	Since     time.Time
 	Until     time.Time
-	Limit     int
+	// After continues a listing: only events that come after the event with this id in the
+	// listing's order (at, then id). Zero starts at the beginning.
+	After int64
+	Limit int
 }

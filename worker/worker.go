@@ -21,6 +21,11 @@ func NewMain(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w.RegisterActivityWithOptions(acts.RecordRelease, activity.RegisterOptions{Name: "RecordRelease"})
 	w.RegisterActivityWithOptions(acts.RecordDecision, activity.RegisterOptions{Name: "RecordDecision"})
 	w.RegisterActivityWithOptions(acts.PreviousVersion, activity.RegisterOptions{Name: "PreviousVersion"})
+	w.RegisterActivityWithOptions(acts.FreezeStatus, activity.RegisterOptions{Name: "FreezeStatus"})
+	w.RegisterActivityWithOptions(acts.OpenChange, activity.RegisterOptions{Name: "OpenChange"})
+	w.RegisterActivityWithOptions(acts.NoteChange, activity.RegisterOptions{Name: "NoteChange"})
+	w.RegisterActivityWithOptions(acts.MoveChange, activity.RegisterOptions{Name: "MoveChange"})
+	w.RegisterActivityWithOptions(acts.CloseChange, activity.RegisterOptions{Name: "CloseChange"})
 	return w
 }
 

@@ -26,6 +26,8 @@ type release struct {
 	abort  *AbortRequest
 	// ending is set once rollback or the end has begun: an abort can no longer change anything.
 	ending bool
+	// change is the ITSM change request opened for the release, when the runbook files one.
+	change *activities.ChangeRef
 	// deployed lists (stage, target) indexes in the order their deploys finished: rollback
 	// walks it backwards.
 	deployed [][2]int
@@ -51,7 +53,10 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 	}
 	r.status.PreviousVersion = prev
 
-	end, failure := r.runStages(ctx, progress)
+	end, failure := r.openChange(ctx)
+	if end == "" {
+		end, failure = r.runStages(ctx, progress)
+	}
 	if end == PhaseSucceeded {
 		end, failure = r.stabilize(ctx)
 	}
@@ -99,6 +104,11 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		if r.abort != nil {
 			return PhaseAborted, r.abortReason()
 		}
+		if len(r.in.Runbook.Freezes) > 0 {
+			if end, why := r.awaitFreeze(ctx, stage); end != "" {
+				return end, why
+			}
+		}
 
 		r.status.Stages[i].State = StateRunning
 		r.event(ctx, "stage %s started", stage.Name)
@@ -132,6 +142,7 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		case err == nil && r.abort == nil:
 			r.status.Stages[i].State = StateSucceeded
 			r.event(ctx, "stage %s deployed", stage.Name)
+			r.noteChange(ctx, fmt.Sprintf("Stage %s (%s) deployed.", stage.Name, stage.Environment))
 		case r.abort != nil:
 			r.status.Stages[i].State = StateCancelled
 			return PhaseAborted, r.abortReason()
@@ -242,6 +253,120 @@ func (r *release) recordDecisions(ctx workflow.Context, gs *ApprovalStatus) {
 	}
 }
 
+// awaitFreeze holds the release before a stage while the runbook's freeze calendars freeze
+// it, then lets it on; with onFreeze: fail, a freeze rejects the release instead. A waiver that
+// lets it through is named in the timeline (and audited by the store).
+func (r *release) awaitFreeze(ctx workflow.Context, stage runbooks.Stage) (Phase, string) {
+	for {
+		var d store.FreezeDecision
+		q := store.FreezeQuery{
+			Environment: stage.Environment, Runbook: r.in.Runbook.Name, ReleaseID: r.in.ID,
+			Tier: r.in.Runbook.Tier, Calendars: r.in.Runbook.Freezes,
+		}
+		if err := workflow.ExecuteActivity(recordContext(ctx), acts.FreezeStatus, q).Get(ctx, &d); err != nil {
+			return PhaseRejected, "freeze check before stage " + stage.Name + ": " + errorMessage(err)
+		}
+		if d.Waiver != "" {
+			r.event(ctx, "freeze %s waived for stage %s by waiver %s", d.Calendar, stage.Name, d.Waiver)
+		}
+		if !d.Frozen {
+			r.status.FreezeReason, r.status.FrozenUntil = "", nil
+			return "", ""
+		}
+		if r.in.Runbook.OnFreeze == "fail" {
+			r.event(ctx, "stage %s is frozen: %s", stage.Name, d.Reason)
+			return PhaseRejected, d.Reason
+		}
+		until := d.Until
+		r.status.FreezeReason, r.status.FrozenUntil = d.Reason, &until
+		r.event(ctx, "stage %s is frozen: %s; waiting", stage.Name, d.Reason)
+		r.setPhase(ctx, PhaseFrozen)
+		wait := until.Sub(workflow.Now(ctx))
+		if wait < time.Second {
+			wait = time.Second
+		}
+		// Asked again at the end: another window may follow, or a waiver may be granted.
+		aborted, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.abort != nil })
+		if err != nil {
+			return PhaseFailed, fmt.Sprintf("waiting out a freeze: %v", err)
+		}
+		if aborted {
+			return PhaseAborted, r.abortReason()
+		}
+	}
+}
+
+// openChange files the runbook's ITSM change request as the release enters governance. A
+// release that needs one does not go on without it.
+func (r *release) openChange(ctx workflow.Context) (Phase, string) {
+	cr := r.in.Runbook.ChangeRequest
+	if cr == nil {
+		return "", ""
+	}
+	comps := make([]string, 0, len(r.in.Components))
+	for _, c := range r.in.Components {
+		comps = append(comps, c.Name+" "+c.Version)
+	}
+	var ref activities.ChangeRef
+	err := workflow.ExecuteActivity(changeContext(ctx), acts.OpenChange, activities.OpenChangeRequest{
+		ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version, Requester: r.in.Requester.Name,
+		AssignmentGroup: cr.AssignmentGroup, Template: cr.Template, Components: comps,
+		Summary: fmt.Sprintf("Release %s %s", r.in.Runbook.Name, r.in.Version),
+	}).Get(ctx, &ref)
+	if err != nil {
+		return PhaseRejected, "open the change request: " + errorMessage(err)
+	}
+	r.change = &ref
+	r.status.ChangeRequest = ref.Number
+	r.event(ctx, "change request %s opened", ref.Number)
+	return "", ""
+}
+
+// noteChange adds a work note to the change request; a failed note is logged, not fatal.
+func (r *release) noteChange(ctx workflow.Context, text string) {
+	if r.change == nil {
+		return
+	}
+	req := activities.NoteChangeRequest{SysID: r.change.SysID, Text: text}
+	if err := workflow.ExecuteActivity(changeContext(ctx), acts.NoteChange, req).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("note change request", "error", err)
+	}
+}
+
+// closeChange closes the change request with the release's outcome.
+func (r *release) closeChange(ctx workflow.Context, end Phase) {
+	if r.change == nil {
+		return
+	}
+	outcome := string(end)
+	if end == PhaseSucceeded {
+		outcome = activities.ChangeSucceeded
+	}
+	req := activities.CloseChangeRequest{SysID: r.change.SysID, Outcome: outcome, Notes: r.status.Failure}
+	// Closed even when the release was cancelled: the change record must not stay open.
+	cctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.ExecuteActivity(changeContext(cctx), acts.CloseChange, req).Get(cctx, nil); err != nil {
+		r.event(ctx, "change request %s could not be closed: %s", r.change.Number, errorMessage(err))
+		return
+	}
+	r.event(ctx, "change request %s closed (%s)", r.change.Number, outcome)
+}
+
+// changeContext is for ITSM calls: retried while ServiceNow is unavailable (it says how long
+// to wait), not when it refused the request.
+func changeContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           TaskQueue,
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        5 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeChangeRequestFailed, "Misconfigured"},
+		},
+	})
+}
+
 // stabilize waits out the runbook's stabilization window; an abort during it rolls back.
 func (r *release) stabilize(ctx workflow.Context) (Phase, string) {
 	window := r.in.Runbook.Stabilization.Window.D()
@@ -315,6 +440,7 @@ func (r *release) finish(ctx workflow.Context, end Phase, failure string) (Relea
 	r.status.EndedAt = &now
 	r.status.CurrentStage = ""
 	r.event(ctx, "release %s", end)
+	r.closeChange(ctx, end)
 	r.setPhase(ctx, end)
 	if end == PhaseRolledBack || end == PhaseFailed {
 		return r.status, temporal.NewNonRetryableApplicationError(

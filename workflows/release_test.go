@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/trainyard/trainyard/activities"
+	"github.com/trainyard/trainyard/freeze"
 	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/runbooks"
 	"github.com/trainyard/trainyard/store"
@@ -26,6 +27,7 @@ type fakeStore struct {
 	phases    []string
 	decisions []store.DecisionRecord
 	previous  string
+	freeze    func(store.FreezeQuery) (store.FreezeDecision, error)
 }
 
 func (f *fakeStore) UpsertRelease(_ context.Context, r store.ReleaseRecord) error {
@@ -44,6 +46,13 @@ func (f *fakeStore) RecordDecision(_ context.Context, d store.DecisionRecord) er
 
 func (f *fakeStore) LastSucceededVersion(context.Context, string, string) (string, error) {
 	return f.previous, nil
+}
+
+func (f *fakeStore) FreezeStatus(_ context.Context, _ *freeze.Catalog, q store.FreezeQuery) (store.FreezeDecision, error) {
+	if f.freeze == nil {
+		return store.FreezeDecision{}, nil
+	}
+	return f.freeze(q)
 }
 
 const testRunbook = `

@@ -103,14 +103,16 @@ type Phase string
 const (
 	PhasePending          Phase = "pending"
 	PhaseAwaitingApproval Phase = "awaiting_approval"
-	PhaseDeploying        Phase = "deploying"
-	PhaseStabilizing      Phase = "stabilizing"
-	PhaseRollingBack      Phase = "rolling_back"
-	PhaseSucceeded        Phase = "succeeded"
-	PhaseRolledBack       Phase = "rolled_back"
-	PhaseRejected         Phase = "rejected"
-	PhaseAborted          Phase = "aborted"
-	PhaseFailed           Phase = "failed"
+	// PhaseFrozen: the next stage is in a freeze window; the release waits for it to end.
+	PhaseFrozen      Phase = "frozen"
+	PhaseDeploying   Phase = "deploying"
+	PhaseStabilizing Phase = "stabilizing"
+	PhaseRollingBack Phase = "rolling_back"
+	PhaseSucceeded   Phase = "succeeded"
+	PhaseRolledBack  Phase = "rolled_back"
+	PhaseRejected    Phase = "rejected"
+	PhaseAborted     Phase = "aborted"
+	PhaseFailed      Phase = "failed"
 )
 
 // Terminal reports whether the release has ended.
@@ -161,9 +163,14 @@ type ReleaseStatus struct {
 	Approvals           []ApprovalStatus `json:"approvals,omitempty"`
 	Failure             string           `json:"failure,omitempty"`
 	StabilizationEndsAt *time.Time       `json:"stabilizationEndsAt,omitempty"`
-	StartedAt           time.Time        `json:"startedAt"`
-	EndedAt             *time.Time       `json:"endedAt,omitempty"`
-	Timeline            []Event          `json:"timeline"`
+	// FreezeReason and FrozenUntil say why and until when a frozen release waits.
+	FreezeReason string     `json:"freezeReason,omitempty"`
+	FrozenUntil  *time.Time `json:"frozenUntil,omitempty"`
+	// ChangeRequest is the ITSM change request's number, when the runbook files one.
+	ChangeRequest string     `json:"changeRequest,omitempty"`
+	StartedAt     time.Time  `json:"startedAt"`
+	EndedAt       *time.Time `json:"endedAt,omitempty"`
+	Timeline      []Event    `json:"timeline"`
 }
 
 // StageStatus is one stage's progress.

@@ -128,7 +128,8 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	if !filepath.IsAbs(siteDir) {
 		siteDir = filepath.Join(filepath.Dir(dataDir), siteDir)
 	}
-	acts := &activities.Activities{Store: st, Runner: command.Shell{}, WorkDir: siteDir, Logger: logger}
+	acts := &activities.Activities{Store: st, Runner: command.Shell{}, WorkDir: siteDir, Logger: logger,
+		Calendars: loadCalendars(cfg, logger), Changes: changeClient(cfg)}
 	workers := []sdkworker.Worker{worker.NewMain(tc, acts)}
 	var sites []string
 	seen := map[string]bool{}

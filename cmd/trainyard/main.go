@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", os.Getenv("TRAINYARD_CONFIG"), "configuration file (YAML; env TRAINYARD_CONFIG)")
-	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newMigrateCmd(), newRunbookCmd(), newReleaseCmd())
+	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newMigrateCmd(), newRunbookCmd(), newReleaseCmd(), newAuditCmd())
 	return root
 }
 
@@ -134,6 +134,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		Store:         st,
 		Auth:          config.NewAuthenticator(cfg.Principals),
 		Catalog:       reg,
+		Governance:    server.Governance{Calendars: loadCalendars(cfg, logger), Config: cfg.Governance},
 		PublicURL:     cfg.PublicBaseURL(),
 		TemporalUIURL: cfg.Temporal.UIURL,
 		Namespace:     cfg.Temporal.Namespace,
@@ -197,7 +198,8 @@ not the database.`,
 				return err
 			}
 			defer tc.Close()
-			acts := &activities.Activities{Logger: logger, Runner: command.Shell{}, WorkDir: cfg.Site.WorkDir}
+			acts := &activities.Activities{Logger: logger, Runner: command.Shell{}, WorkDir: cfg.Site.WorkDir,
+				Calendars: loadCalendars(cfg, logger), Changes: changeClient(cfg)}
 			var workers []sdkworker.Worker
 			if len(sites) == 0 {
 				st, err := openStore(ctx, cfg.DatabaseURL)

@@ -20,10 +20,25 @@ import (
 
 const defaultAPIURL = "http://127.0.0.1:8080"
 
-// releaseCLI holds the flags every release subcommand shares.
+// releaseCLI holds the flags of every command that calls the HTTP API: the release
+// subcommands and audit export.
 type releaseCLI struct {
 	api   string
 	token string
+}
+
+// addAPIFlags adds --api and --token to cmd and its subcommands.
+func addAPIFlags(cmd *cobra.Command) *releaseCLI {
+	r := &releaseCLI{}
+	api := os.Getenv("TRAINYARD_API_URL")
+	if api == "" {
+		api = defaultAPIURL
+	}
+	cmd.PersistentFlags().StringVar(&r.api, "api", api, "Trainyard API base URL (env TRAINYARD_API_URL)")
+	// The token's default is read when a command runs, not shown here: a flag default is
+	// printed by --help, and a token must not be.
+	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API bearer token (default: env TRAINYARD_TOKEN)")
+	return r
 }
 
 func (r *releaseCLI) client() (*apiclient.Client, error) {
@@ -38,19 +53,11 @@ func (r *releaseCLI) client() (*apiclient.Client, error) {
 }
 
 func newReleaseCmd() *cobra.Command {
-	r := &releaseCLI{}
-	api := os.Getenv("TRAINYARD_API_URL")
-	if api == "" {
-		api = defaultAPIURL
-	}
 	cmd := &cobra.Command{
 		Use:   "release",
 		Short: "Start, follow, approve and abort releases through the HTTP API",
 	}
-	cmd.PersistentFlags().StringVar(&r.api, "api", api, "Trainyard API base URL (env TRAINYARD_API_URL)")
-	// The token's default is read when a command runs, not shown here: a flag default is
-	// printed by --help, and a token must not be.
-	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API bearer token (default: env TRAINYARD_TOKEN)")
+	r := addAPIFlags(cmd)
 	cmd.AddCommand(
 		newReleaseStartCmd(r),
 		newReleaseListCmd(r),
