@@ -62,7 +62,9 @@ func (e *engine) Ping(context.Context) error { return nil }
 
 type auditStore struct{ events []store.AuditEvent }
 
-func (s *auditStore) EnsureRelease(context.Context, store.ReleaseRecord) error { return nil }
+func (s *auditStore) RecordStart(ctx context.Context, _ store.ReleaseRecord, ev store.AuditEvent) (int64, error) {
+	return s.AppendAudit(ctx, ev)
+}
 func (s *auditStore) ListReleases(context.Context, store.ReleaseFilter) ([]store.ReleaseRecord, error) {
 	return []store.ReleaseRecord{{ID: "release-hello-1.0.0", Runbook: "hello", Version: "1.0.0", Phase: "pending"}}, nil
 }

@@ -58,6 +58,13 @@ func device(c *gin.Context) string {
 // audit appends one row to the audit trail for the caller of c. A failed write is logged, not
 // returned: the caller's action has already happened (or been refused) by then.
 func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, details map[string]any) {
+	s.writeAudit(c, action, releaseID, outcome, details, s.deps.Store.AppendAudit)
+}
+
+// writeAudit builds the caller's audit event and hands it to write, which may store more in
+// the same statement (RecordStart does).
+func (s *Server) writeAudit(c *gin.Context, action, releaseID, outcome string, details map[string]any,
+	write func(context.Context, store.AuditEvent) (int64, error)) {
 	p := principal(c)
 	s.metrics.actions.WithLabelValues(action, outcome).Inc()
 	ev := store.AuditEvent{
@@ -80,7 +87,7 @@ func (s *Server) audit(c *gin.Context, action, releaseID, outcome string, detail
 	// context; it keeps the context's values but not its cancellation.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditTimeout)
 	defer cancel()
-	if _, err := s.deps.Store.AppendAudit(ctx, ev); err != nil {
+	if _, err := write(ctx, ev); err != nil {
 		s.log.ErrorContext(ctx, "audit write failed",
 			slog.String("requestId", requestID(c)),
 			slog.String("action", action),

@@ -23,8 +23,9 @@ type Engine interface {
 
 // Store is the part of the system of record the server writes and reads.
 type Store interface {
-	// EnsureRelease records a release if it is not recorded yet; an existing row is kept.
-	EnsureRelease(ctx context.Context, rec store.ReleaseRecord) error
+	// RecordStart records a started release (an existing row is kept) and the audit event of
+	// its start, together.
+	RecordStart(ctx context.Context, rec store.ReleaseRecord, ev store.AuditEvent) (int64, error)
 	ListReleases(ctx context.Context, f store.ReleaseFilter) ([]store.ReleaseRecord, error)
 	AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)

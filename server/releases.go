@@ -113,22 +113,12 @@ func (s *Server) startRelease(c *gin.Context) {
 		s.internal(c, "start the release workflow", err)
 		return
 	}
-	// The row makes the release listable at once; the workflow writes it too, with every phase
-	// change, so a failure here loses nothing and only costs a log line. It runs beside the
-	// audit write to keep the start path one database round trip long.
-	ensured := make(chan struct{})
-	go func() {
-		defer close(ensured)
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
-		defer cancel()
-		if err := s.deps.Store.EnsureRelease(ectx, store.ReleaseRecord{
-			ID: id, Runbook: rb.Name, Version: req.Version, Requester: in.Requester.Name,
-			Phase: string(workflows.PhasePending), StartedAt: now, UpdatedAt: now,
-		}); err != nil {
-			s.log.Error("record new release", slog.String("releaseId", id), slog.Any("error", err))
-		}
-	}()
-	defer func() { <-ensured }()
+	// The release row makes the release listable at once (the workflow writes it too, with
+	// every phase change); it goes with the audit row, in one statement.
+	rec := store.ReleaseRecord{
+		ID: id, Runbook: rb.Name, Version: req.Version, Requester: in.Requester.Name,
+		Phase: string(workflows.PhasePending), StartedAt: now, UpdatedAt: now,
+	}
 
 	resp := startResponse{ID: id, Runbook: rb.Name, Version: req.Version, StatusURL: s.statusURL(id), TemporalUIURL: s.temporalUIURL(id)}
 	status := http.StatusCreated
@@ -149,7 +139,9 @@ func (s *Server) startRelease(c *gin.Context) {
 		}
 	}
 	details["created"] = created
-	s.audit(c, actionStart, id, store.OutcomeAllowed, details)
+	s.writeAudit(c, actionStart, id, store.OutcomeAllowed, details, func(ctx context.Context, ev store.AuditEvent) (int64, error) {
+		return s.deps.Store.RecordStart(ctx, rec, ev)
+	})
 	c.Header("Location", resp.StatusURL)
 	c.JSON(status, resp)
 }

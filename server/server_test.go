@@ -134,11 +134,11 @@ type fakeStore struct {
 	PingFunc         func(ctx context.Context) error
 }
 
-func (f *fakeStore) EnsureRelease(_ context.Context, rec store.ReleaseRecord) error {
+func (f *fakeStore) RecordStart(ctx context.Context, rec store.ReleaseRecord, ev store.AuditEvent) (int64, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.ensure = append(f.ensure, rec)
-	return nil
+	f.mu.Unlock()
+	return f.AppendAudit(ctx, ev)
 }
 
 func (f *fakeStore) ListReleases(ctx context.Context, filter store.ReleaseFilter) ([]store.ReleaseRecord, error) {

@@ -27,6 +27,29 @@ import (
 // caller must not be able to keep an action out of the trail with a crafted User-Agent, path
 // or comment.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEvent) (int64, error) {
+	return s.appendAudit(ctx, "", nil, e)
+}
+
+// RecordStart writes a started release's row (unless it exists) and the audit event of its
+// start in one statement: one round trip on the API's hottest path, and never one without
+// the other.
+func (s *Store) RecordStart(ctx context.Context, r ReleaseRecord, e AuditEvent) (int64, error) {
+	ensure := `WITH ensured AS (
+		INSERT INTO releases (id, runbook, version, requester, phase, environment, failure, seq, started_at, updated_at, ended_at)
+		VALUES ($13, $14, $15, $16, $17, $18, $19, $20, COALESCE($21::timestamptz, now()), now(), $22)
+		ON CONFLICT (id) DO NOTHING)
+	`
+	args := []any{r.ID, r.Runbook, r.Version, r.Requester, r.Phase, r.Environment, r.Failure, r.Seq, nullTime(r.StartedAt), r.EndedAt}
+	id, err := s.appendAudit(ctx, ensure, args, e)
+	if err != nil {
+		return 0, fmt.Errorf("record start of release %q: %w", r.ID, err)
+	}
+	return id, nil
+}
+
+// appendAudit inserts e, after the data-modifying WITH clause prefix (whose parameters,
+// extra, are numbered from $13) when given.
+func (s *Store) appendAudit(ctx context.Context, prefix string, extra []any, e AuditEvent) (int64, error) {
 	details := storableJSON(bytes.TrimSpace(e.Details))
 	if len(details) == 0 || string(details) == "null" {
 		details = []byte("{}")
@@ -39,15 +62,16 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEvent) (int64, error) {
 	if e.ReleaseID != "" {
 		releaseID = sql.NullString{String: storable(e.ReleaseID), Valid: true}
 	}
-	var id int64
-	err := s.db.QueryRowContext(ctx, `
-		INSERT INTO audit_events (at, actor, roles, source_ip, user_agent, slack_user, slack_team, device, action, release_id, outcome, details)
-		VALUES (COALESCE($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
-		RETURNING id`,
+	args := append([]any{
 		nullTime(e.At), storable(e.Actor), pq.Array(roles), storable(e.SourceIP), storable(e.UserAgent),
 		storable(e.SlackUser), storable(e.SlackTeam), storable(e.Device), storable(e.Action), releaseID,
 		storable(e.Outcome), string(details),
-	).Scan(&id)
+	}, extra...)
+	var id int64
+	err := s.db.QueryRowContext(ctx, prefix+`
+		INSERT INTO audit_events (at, actor, roles, source_ip, user_agent, slack_user, slack_team, device, action, release_id, outcome, details)
+		VALUES (COALESCE($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
+		RETURNING id`, args...).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("append audit event %q by %q: %w", e.Action, e.Actor, err)
 	}

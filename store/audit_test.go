@@ -453,3 +453,31 @@ func TestVerifyAudit_RowWithoutAHashAfterTheChainBeganIsBroken(t *testing.T) {
 	require.Equal(t, int64(1), report.Broken, "the row after it starts afresh, as the trigger does")
 	require.Equal(t, &ChainBreak{ID: unchained, Kind: BreakUnchained}, report.FirstBroken)
 }
+
+func TestRecordStart_WritesTheReleaseRowAndAChainedAuditRowTogether(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	rec := ReleaseRecord{ID: "release-shop-1", Runbook: "shop", Version: "1", Requester: "ci", Phase: "pending"}
+	ev := AuditEvent{Actor: "ci", Roles: []string{"deployer"}, Action: "release.start", ReleaseID: rec.ID, Outcome: OutcomeAllowed}
+	id, err := st.RecordStart(ctx, rec, ev)
+	require.NoError(t, err)
+	require.Positive(t, id)
+	got, err := st.GetRelease(ctx, rec.ID)
+	require.NoError(t, err)
+	require.Equal(t, "pending", got.Phase)
+
+	// Starting again (the same release, retried) leaves the row and adds an audit row.
+	require.NoError(t, st.UpsertRelease(ctx, ReleaseRecord{ID: rec.ID, Runbook: "shop", Version: "1", Requester: "ci", Phase: "deploying", Seq: 1}))
+	_, err = st.RecordStart(ctx, rec, ev)
+	require.NoError(t, err)
+	got, err = st.GetRelease(ctx, rec.ID)
+	require.NoError(t, err)
+	require.Equal(t, "deploying", got.Phase, "an existing row is left alone")
+	events, err := st.ListAudit(ctx, AuditFilter{ReleaseID: rec.ID})
+	require.NoError(t, err)
+	require.Len(t, events, 2)
+	report, err := st.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%+v", report)
+}

@@ -119,7 +119,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // UpsertRelease records the release's state as of r.Seq. It changes the row only when
 // r.Seq is higher than the stored one, so a retried write that lands late changes nothing;
-// a row made by EnsureRelease has seq 0, so the workflow's writes start at 1. Runbook,
+// a row made by RecordStart has seq 0, so the workflow's writes start at 1. Runbook,
 // version, requester and start time are set when the row is created and never changed.
 func (s *Store) UpsertRelease(ctx context.Context, r ReleaseRecord) error {
 	_, err := s.db.ExecContext(ctx, `
@@ -137,20 +137,6 @@ func (s *Store) UpsertRelease(ctx context.Context, r ReleaseRecord) error {
 		nullTime(r.StartedAt), r.EndedAt)
 	if err != nil {
 		return fmt.Errorf("upsert release %q: %w", r.ID, err)
-	}
-	return nil
-}
-
-// EnsureRelease creates the release's row unless it exists; an existing row is left as is.
-func (s *Store) EnsureRelease(ctx context.Context, r ReleaseRecord) error {
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO releases (id, runbook, version, requester, phase, environment, failure, seq, started_at, updated_at, ended_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9::timestamptz, now()), now(), $10)
-		ON CONFLICT (id) DO NOTHING`,
-		r.ID, r.Runbook, r.Version, r.Requester, r.Phase, r.Environment, r.Failure, r.Seq,
-		nullTime(r.StartedAt), r.EndedAt)
-	if err != nil {
-		return fmt.Errorf("ensure release %q: %w", r.ID, err)
 	}
 	return nil
 }

@@ -207,37 +207,6 @@ func TestUpsertRelease_IgnoresOlderSeq(t *testing.T) {
 	}
 }
 
-func TestEnsureRelease_LeavesExistingRowAlone(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	require.NoError(t, s.UpsertRelease(ctx, release("r1", 7, "stabilizing")))
-
-	require.NoError(t, s.EnsureRelease(ctx, release("r1", 0, "requested")))
-
-	got, err := s.GetRelease(ctx, "r1")
-	require.NoError(t, err)
-	require.Equal(t, "stabilizing", got.Phase)
-	require.Equal(t, int64(7), got.Seq)
-}
-
-func TestEnsureRelease_CreatesRowThatWorkflowUpdatesFromSeqOne(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newStore(t)
-	require.NoError(t, s.EnsureRelease(ctx, release("r1", 0, "requested")))
-	require.NoError(t, s.EnsureRelease(ctx, release("r1", 0, "requested")), "twice is fine")
-
-	got, err := s.GetRelease(ctx, "r1")
-	require.NoError(t, err)
-	require.Equal(t, "requested", got.Phase)
-
-	require.NoError(t, s.UpsertRelease(ctx, release("r1", 1, "running")))
-	got, err = s.GetRelease(ctx, "r1")
-	require.NoError(t, err)
-	require.Equal(t, "running", got.Phase)
-}
-
 func TestGetRelease_UnknownIDIsErrNotFound(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)

@@ -54,7 +54,9 @@ type auditLog struct {
 	filters []store.AuditFilter
 }
 
-func (l *auditLog) EnsureRelease(context.Context, store.ReleaseRecord) error { return nil }
+func (l *auditLog) RecordStart(ctx context.Context, _ store.ReleaseRecord, ev store.AuditEvent) (int64, error) {
+	return l.AppendAudit(ctx, ev)
+}
 func (l *auditLog) ListReleases(context.Context, store.ReleaseFilter) ([]store.ReleaseRecord, error) {
 	return nil, nil
 }
