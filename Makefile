@@ -33,7 +33,7 @@ lint:
 ## bench: the HTTP-vs-SDK overhead benchmarks in tests/
 bench: bin/temporal
 	./scripts/test-deps.sh
-	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench . -benchtime 400x -count 1 ./tests/
 
 clean:
 	rm -rf bin
