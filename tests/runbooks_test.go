@@ -98,6 +98,15 @@ approvals:
 	"auto": scripts() + `name: auto
 stabilization: 1s
 ` + stages(),
+	// frozen and waived: production is behind a freeze calendar made through the API.
+	"frozen": scripts() + `name: frozen
+stabilization: 1s
+freezes: [e2e-window]
+` + stages(),
+	"waived": scripts() + `name: waived
+stabilization: 1s
+freezes: [e2e-forever]
+` + stages(),
 	// bench: held at a two-person approval before anything deploys.
 	"bench": scripts() + `name: bench
 approvals:

@@ -156,3 +156,28 @@ func (s *ReleaseSuite) TestChangeRequest_ClosedUnsuccessfulWhenTheReleaseRollsBa
 	s.Require().Len(recs, 1)
 	s.Equal("unsuccessful", recs[0].Fields["close_code"])
 }
+
+func (s *ReleaseSuite) TestFreeze_LongFreezeIsAskedAgainSoAWaiverGrantedMeanwhileApplies() {
+	s.input.Runbook.Approvals = nil
+	s.input.Runbook.Freezes = []string{"holidays"}
+	asked := 0
+	s.store.freeze = func(q store.FreezeQuery) (store.FreezeDecision, error) {
+		if q.Environment != "production" {
+			return store.FreezeDecision{}, nil
+		}
+		asked++
+		if asked < 3 {
+			// Frozen for two weeks; a waiver appears at the third question.
+			return store.FreezeDecision{Frozen: true, Until: s.env.Now().Add(14 * 24 * time.Hour), Calendar: "holidays", Reason: "frozen by holidays"}, nil
+		}
+		return store.FreezeDecision{Calendar: "holidays", Waiver: "WVR-2026-002"}, nil
+	}
+	start := s.env.Now()
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(PhaseSucceeded, s.result().Phase)
+	s.Equal(3, asked)
+	s.Less(s.env.Now().Sub(start), 2*time.Hour, "the waiver applied within the re-check interval, not after two weeks")
+}

@@ -253,6 +253,10 @@ func (r *release) recordDecisions(ctx workflow.Context, gs *ApprovalStatus) {
 	}
 }
 
+// freezeRecheck bounds how long a frozen release waits before asking again: a waiver granted
+// meanwhile applies within it, and a two-week freeze adds some 700 events to the history.
+const freezeRecheck = 15 * time.Minute
+
 // awaitFreeze holds the release before a stage while the runbook's freeze calendars freeze
 // it, then lets it on; with onFreeze: fail, a freeze rejects the release instead. A waiver that
 // lets it through is named in the timeline (and audited by the store).
@@ -281,11 +285,12 @@ func (r *release) awaitFreeze(ctx workflow.Context, stage runbooks.Stage) (Phase
 		r.status.FreezeReason, r.status.FrozenUntil = d.Reason, &until
 		r.event(ctx, "stage %s is frozen: %s; waiting", stage.Name, d.Reason)
 		r.setPhase(ctx, PhaseFrozen)
-		wait := until.Sub(workflow.Now(ctx))
+		// Asked again at the end, or sooner for a long freeze, so a waiver granted meanwhile
+		// takes effect: another window may follow, or a waiver may be granted or revoked.
+		wait := min(until.Sub(workflow.Now(ctx)), freezeRecheck)
 		if wait < time.Second {
 			wait = time.Second
 		}
-		// Asked again at the end: another window may follow, or a waiver may be granted.
 		aborted, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.abort != nil })
 		if err != nil {
 			return PhaseFailed, fmt.Sprintf("waiting out a freeze: %v", err)
