@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -13,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trainyard/trainyard/apiclient"
-	"github.com/trainyard/trainyard/config"
+
 	"github.com/trainyard/trainyard/store"
 )
 
@@ -40,19 +41,12 @@ and the first row where the chain breaks, if any. Exits 1 when the chain is brok
 It needs read access to the database, not an API token: it is for auditors and operators.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("config")
-			cfg, err := config.Load(path)
-			if err != nil {
+			var report store.VerifyReport
+			err := withStore(cmd, func(ctx context.Context, st *store.Store) error {
+				var err error
+				report, err = st.VerifyAudit(ctx)
 				return err
-			}
-			ctx, stop := signalContext()
-			defer stop()
-			st, err := openStore(ctx, cfg.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			report, err := st.VerifyAudit(ctx)
+			})
 			if err != nil {
 				return err
 			}

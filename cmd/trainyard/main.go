@@ -249,23 +249,31 @@ func newMigrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply the database migrations and exit",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("config")
-			cfg, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext()
-			defer stop()
-			st, err := openStore(ctx, cfg.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Migrate(ctx); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
-			return nil
+			return withStore(cmd, func(ctx context.Context, st *store.Store) error {
+				if err := st.Migrate(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
+				return nil
+			})
 		},
 	}
+}
+
+// withStore runs fn with the store of the configured database: for the commands that work on
+// the database directly (migrations, audit verification) and need no API token.
+func withStore(cmd *cobra.Command, fn func(context.Context, *store.Store) error) error {
+	path, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	st, err := openStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(ctx, st)
 }
