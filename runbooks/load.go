@@ -784,10 +784,6 @@ type Catalog struct {
 	Dir string
 }
 
-func (c Catalog) load(path string) (Runbook, error) {
-	return LoadFile(path)
-}
-
 // ErrNotFound is returned for a runbook name no file declares.
 var ErrNotFound = errors.New("runbook not found")
 
@@ -802,7 +798,7 @@ func (c Catalog) All() ([]Runbook, error) {
 	var errs []error
 	seen := map[string]string{}
 	for _, f := range files {
-		rb, err := c.load(f)
+		rb, err := LoadFile(f)
 		if err != nil {
 			errs = append(errs, err)
 			continue
