@@ -119,17 +119,18 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	}
 	cancel()
 
-	catalog := runbooks.Catalog{Dir: cfg.RunbooksDir}
-	rbs, rbErr := catalog.All()
-	if rbErr != nil {
-		logger.Warn("some runbooks are invalid", "error", rbErr)
+	reg, err := loadRunbooks(cfg, logger)
+	if err != nil {
+		return err
 	}
+	rbs, _ := reg.All()
+	cals := loadCalendars(cfg, logger)
 	siteDir := cfg.Site.WorkDir
 	if !filepath.IsAbs(siteDir) {
 		siteDir = filepath.Join(filepath.Dir(dataDir), siteDir)
 	}
 	acts := &activities.Activities{Store: st, Runner: command.Shell{}, WorkDir: siteDir, Logger: logger,
-		Calendars: loadCalendars(cfg, logger), Changes: changeClient(cfg)}
+		Calendars: cals, Changes: changeClient(cfg)}
 	workers := []sdkworker.Worker{worker.NewMain(tc, acts)}
 	var sites []string
 	seen := map[string]bool{}
@@ -157,7 +158,7 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	}()
 
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- serveHTTP(ctx, cfg, logger, st, tc) }()
+	go func() { httpErr <- serveHTTP(ctx, cfg, logger, st, tc, reg, cals) }()
 	printBanner(out, cfg, rbs, sites, siteDir)
 
 	select {

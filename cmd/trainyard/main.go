@@ -20,6 +20,7 @@ import (
 
 	"github.com/trainyard/trainyard/activities"
 	"github.com/trainyard/trainyard/config"
+	"github.com/trainyard/trainyard/freeze"
 	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/internal/temporalconn"
 	"github.com/trainyard/trainyard/runbooks"
@@ -113,28 +114,39 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
-			return serveHTTP(ctx, cfg, logger, st, tc)
+			reg, err := loadRunbooks(cfg, logger)
+			if err != nil {
+				return err
+			}
+			return serveHTTP(ctx, cfg, logger, st, tc, reg, loadCalendars(cfg, logger))
 		},
 	}
 }
 
-// serveHTTP runs the API until ctx ends, then drains requests in flight. Runbooks are read
-// at start and again on SIGHUP.
-func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store, tc client.Client) error {
+// loadRunbooks reads the runbooks folder once at start; invalid files are reported and left
+// out.
+func loadRunbooks(cfg config.Config, logger *slog.Logger) (*runbooks.Registry, error) {
 	reg, err := runbooks.NewRegistry(cfg.RunbooksDir)
 	if err != nil {
-		return fmt.Errorf("load runbooks: %w", err)
+		return nil, fmt.Errorf("load runbooks: %w", err)
 	}
 	if _, problems := reg.All(); problems != nil {
 		logger.Warn("some runbook files are invalid and not offered", "dir", cfg.RunbooksDir, "problems", problems.Error())
 	}
+	return reg, nil
+}
+
+// serveHTTP runs the API until ctx ends, then drains requests in flight. The runbooks are
+// read again on SIGHUP.
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store, tc client.Client,
+	reg *runbooks.Registry, cals *freeze.Catalog) error {
 	go reloadOnHangup(ctx, reg, logger)
 	srv := server.New(server.Deps{
 		Engine:        &server.TemporalEngine{Client: tc},
 		Store:         st,
 		Auth:          config.NewAuthenticator(cfg.Principals),
 		Catalog:       reg,
-		Governance:    server.Governance{Calendars: loadCalendars(cfg, logger), Config: cfg.Governance},
+		Governance:    server.Governance{Calendars: cals, Config: cfg.Governance},
 		PublicURL:     cfg.PublicBaseURL(),
 		TemporalUIURL: cfg.Temporal.UIURL,
 		Namespace:     cfg.Temporal.Namespace,
