@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -124,7 +123,7 @@ func (a *Activities) runTarget(ctx context.Context, op, script string, req Targe
 	case errors.As(err, &exitErr):
 		log.Warn("command failed", "exit_code", exitErr.ExitCode, "timed_out", exitErr.TimedOut, "duration", res.Duration)
 		msg := err.Error()
-		if line := lastNonEmptyLine(res.Output); line != "" {
+		if line := command.LastLine(res.Output); line != "" {
 			msg += ": " + line
 		}
 		return out, temporal.NewNonRetryableApplicationError(msg, ErrTypeCommandFailed, err, CommandFailure{
@@ -150,18 +149,4 @@ func (a *Activities) logger() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
-}
-
-// lastNonEmptyLine is usually the command's own account of why it failed.
-func lastNonEmptyLine(out string) string {
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			if len(l) > 300 {
-				l = l[:300] + "…"
-			}
-			return l
-		}
-	}
-	return ""
 }

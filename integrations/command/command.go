@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -154,7 +155,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	}
 	t.mu.Unlock()
 	if t.onWrite != nil {
-		t.onWrite(lastLine(p))
+		t.onWrite(LastLine(string(p)))
 	}
 	return len(p), nil
 }
@@ -168,13 +169,17 @@ func (t *tailBuffer) String() string {
 	return t.buf.String()
 }
 
-func lastLine(p []byte) string {
-	p = bytes.TrimRight(p, "\n")
-	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
-		p = p[i+1:]
+// LastLine is the last non-blank line of out, trimmed and cut to 300 bytes: usually the
+// command's own account of what it is doing, or of why it failed.
+func LastLine(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			if len(l) > 300 {
+				l = l[:300] + "…"
+			}
+			return l
+		}
 	}
-	if len(p) > 200 {
-		p = p[len(p)-200:]
-	}
-	return string(p)
+	return ""
 }

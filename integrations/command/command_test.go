@@ -80,3 +80,28 @@ func TestShell_ReportsProgress(t *testing.T) {
 	require.NotEmpty(t, lines)
 	require.Equal(t, "two", lines[len(lines)-1])
 }
+
+func TestLastLine(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 400)
+	tests := []struct {
+		name string
+		out  string
+		want string
+	}{
+		{name: "empty", out: "", want: ""},
+		{name: "only blank lines", out: "\n  \n\t\n", want: ""},
+		{name: "one line without newline", out: "boom", want: "boom"},
+		{name: "last of several", out: "a\nb\nc\n", want: "c"},
+		{name: "skips trailing blank lines", out: "a\nfatal: no space\n\n   \n", want: "fatal: no space"},
+		{name: "trims surrounding space", out: "a\n   indented error  \n", want: "indented error"},
+		{name: "carriage returns", out: "a\r\nlast\r\n", want: "last"},
+		{name: "long lines are cut to 300 bytes", out: "a\n" + long + "\n", want: strings.Repeat("x", 300) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, LastLine(tt.out))
+		})
+	}
+}
