@@ -31,9 +31,12 @@ const (
 	// AnalysisCondition is an analysis's success or failure condition: it sees result,
 	// release and stage.
 	AnalysisCondition
+	// PolicyCondition is an organisation policy's rule: it sees what a when condition sees,
+	// the stage about to start (empty when the release starts), and governance.
+	PolicyCondition
 )
 
-var conditionKinds = []ConditionKind{WhenCondition, ApprovalCondition, AnalysisCondition}
+var conditionKinds = []ConditionKind{WhenCondition, ApprovalCondition, AnalysisCondition, PolicyCondition}
 
 func (k ConditionKind) String() string {
 	switch k {
@@ -43,6 +46,8 @@ func (k ConditionKind) String() string {
 		return "approval when"
 	case AnalysisCondition:
 		return "analysis condition"
+	case PolicyCondition:
+		return "policy"
 	}
 	return fmt.Sprintf("ConditionKind(%d)", int(k))
 }
@@ -64,7 +69,7 @@ func (k *ConditionKind) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown condition kind %q (kinds: when, approval when, analysis condition)", b)
+	return fmt.Errorf("unknown condition kind %q (kinds: when, approval when, analysis condition, policy)", b)
 }
 
 // where describes the kind in a message: "result is not available in <where>".
@@ -76,6 +81,8 @@ func (k ConditionKind) where() string {
 		return "the when of an approval gate"
 	case AnalysisCondition:
 		return "an analysis condition"
+	case PolicyCondition:
+		return "a policy rule"
 	}
 	return k.String()
 }
@@ -114,10 +121,11 @@ type FieldDoc struct {
 }
 
 var (
-	whenKinds     = []ConditionKind{WhenCondition, ApprovalCondition}
-	stageKinds    = []ConditionKind{ApprovalCondition, AnalysisCondition}
-	releaseKinds  = []ConditionKind{WhenCondition, ApprovalCondition, AnalysisCondition}
+	whenKinds     = []ConditionKind{WhenCondition, ApprovalCondition, PolicyCondition}
+	stageKinds    = []ConditionKind{ApprovalCondition, AnalysisCondition, PolicyCondition}
+	releaseKinds  = []ConditionKind{WhenCondition, ApprovalCondition, AnalysisCondition, PolicyCondition}
 	analysisKinds = []ConditionKind{AnalysisCondition}
+	policyKinds   = []ConditionKind{PolicyCondition}
 )
 
 // Conditions are CEL expressions (https://cel.dev) that say when a gate applies and when an
@@ -127,9 +135,10 @@ var (
 //
 // Where a condition sits decides what it sees:
 //
-//   - approvals[].when: release, runbook, risk, change, stage (the stage the gate holds)
-//   - readiness.gates[].when, cab.when, changeRequest.when: release, runbook, risk, change
+//   - approvals[].when: release, runbook, risk, impact, change, stage (the stage the gate holds)
+//   - readiness.gates[].when, cab.when, changeRequest.when: release, runbook, risk, impact, change
 //   - analyses[].successCondition, analyses[].failureCondition: result, release, stage
+//   - policy rules (the policy file): release, runbook, risk, impact, change, stage, governance
 //
 // The variables:
 //
@@ -145,6 +154,9 @@ var (
 //	risk.score                  int                  the release's risk score, 0 to 100
 //	risk.level                  string               low, medium or high (the score against the risk model's thresholds)
 //	risk.factors                map(string, double)  each factor's contribution to the score, keyed by changeFailureRate, churn, coverage, schemaChange, components, timing
+//	impact.score                int                  the impact score, 0 to 100, from the runbook catalog's dependency mapping
+//	impact.dependents           list(string)         the components of other runbooks that depend on what ships
+//	impact.capabilities         list(string)         the business capabilities touched (the runbook's and its dependents')
 //	change.commit               string               the commit released
 //	change.authors              list(string)         the authors of the commits since the last release
 //	change.churn                int                  lines changed since the last release
@@ -155,6 +167,11 @@ var (
 //	stage.name                  string               the stage the approval gate holds, or the analysis runs in
 //	stage.environment           string               that stage's environment
 //	stage.region                string               that stage's region
+//	governance.approvalsRequired int                 approvals the release needs before the stage (all gates holding it)
+//	governance.approvalRoles    list(string)         the roles those gates accept
+//	governance.scanReports      int                  scan reports CI attached to the release
+//	governance.readinessGates   list(string)         the types of the readiness gates that applied and passed or were waived
+//	governance.changeRequest    bool                 whether a change request was filed
 //	result.value                double               the analysis query's measurement
 //	result.baseline             double               the measurement before the release touched production (0 without a baseline)
 //
@@ -191,6 +208,11 @@ var ConditionVariables = []VariableDoc{
 		{Name: "level", Type: "string", Doc: "The score against the risk model's thresholds.", Values: []string{"low", "medium", "high"}},
 		{Name: "factors", Type: "map(string, double)", Doc: "Each factor's contribution to the score.", Values: RiskFactors},
 	}},
+	{Name: "impact", Doc: "What the release touches, from the runbook catalog's dependency mapping.", Kinds: whenKinds, Fields: []FieldDoc{
+		{Name: "score", Type: "int", Doc: "The impact score, 0 to 100."},
+		{Name: "dependents", Type: "list(string)", Doc: "The components of other runbooks that depend on what ships."},
+		{Name: "capabilities", Type: "list(string)", Doc: "The business capabilities touched: the runbook's and its dependents'."},
+	}},
 	{Name: "change", Doc: "What changed since the last release.", Kinds: whenKinds, Fields: []FieldDoc{
 		{Name: "commit", Type: "string", Doc: "The commit released."},
 		{Name: "authors", Type: "list(string)", Doc: "The authors of the commits since the last release."},
@@ -204,6 +226,13 @@ var ConditionVariables = []VariableDoc{
 		{Name: "name", Type: "string", Doc: "The stage's name."},
 		{Name: "environment", Type: "string", Doc: "The stage's environment."},
 		{Name: "region", Type: "string", Doc: "The stage's region."},
+	}},
+	{Name: "governance", Doc: "What governance the release is under, as a policy sees it before a stage.", Kinds: policyKinds, Fields: []FieldDoc{
+		{Name: "approvalsRequired", Type: "int", Doc: "Approvals the release needs before the stage: the sum over the gates holding it."},
+		{Name: "approvalRoles", Type: "list(string)", Doc: "The roles the gates holding the stage accept."},
+		{Name: "scanReports", Type: "int", Doc: "Scan reports CI attached to the release."},
+		{Name: "readinessGates", Type: "list(string)", Doc: "The types of the readiness gates that applied and passed or were waived."},
+		{Name: "changeRequest", Type: "bool", Doc: "Whether a change request was filed."},
 	}},
 	{Name: "result", Doc: "One measurement of an analysis.", Kinds: analysisKinds, Fields: []FieldDoc{
 		{Name: "value", Type: "double", Doc: "The query's measurement."},

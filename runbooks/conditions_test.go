@@ -49,7 +49,7 @@ func TestCompileCondition_RefusesMistakesWithClearErrors(t *testing.T) {
 		want       string
 	}{
 		{"misspelt variable", `rsk.score > 50`, WhenCondition,
-			"at column 1: unknown variable rsk (variables there: release, runbook, risk, change)"},
+			"at column 1: unknown variable rsk (variables there: release, runbook, risk, impact, change)"},
 		{"misspelt field", `risk.scroe >= 70`, WhenCondition,
 			"at column 6: unknown field scroe of risk (fields: score, level, factors)"},
 		{"misspelt field of a list element", `release.components.exists(c, c.nam == "api")`, WhenCondition,
@@ -61,9 +61,9 @@ func TestCompileCondition_RefusesMistakesWithClearErrors(t *testing.T) {
 		{"a list is not true or false", `release.components`, WhenCondition,
 			"must be true or false, got list(component)"},
 		{"result in a when", `result.value > 1`, WhenCondition,
-			"result is not available in the when of a readiness gate, the CAB or a change request (variables there: release, runbook, risk, change)"},
+			"result is not available in the when of a readiness gate, the CAB or a change request (variables there: release, runbook, risk, impact, change)"},
 		{"result in an approval when", `result.value > 1`, ApprovalCondition,
-			"result is not available in the when of an approval gate (variables there: release, runbook, risk, change, stage)"},
+			"result is not available in the when of an approval gate (variables there: release, runbook, risk, impact, change, stage)"},
 		{"stage in a readiness when", `stage.name == "production"`, WhenCondition,
 			"stage is not available in the when of a readiness gate"},
 		{"risk in an analysis", `risk.score > 1 && result.value > 1`, AnalysisCondition,
@@ -269,9 +269,10 @@ func TestConditionVariables_DescribeEveryKind(t *testing.T) {
 	t.Parallel()
 	s, err := loadConditionSchema()
 	require.NoError(t, err, "every documented type is one the schema understands")
-	require.Equal(t, []string{"release", "runbook", "risk", "change"}, WhenCondition.Variables())
-	require.Equal(t, []string{"release", "runbook", "risk", "change", "stage"}, ApprovalCondition.Variables())
+	require.Equal(t, []string{"release", "runbook", "risk", "impact", "change"}, WhenCondition.Variables())
+	require.Equal(t, []string{"release", "runbook", "risk", "impact", "change", "stage"}, ApprovalCondition.Variables())
 	require.Equal(t, []string{"release", "stage", "result"}, AnalysisCondition.Variables())
+	require.Equal(t, []string{"release", "runbook", "risk", "impact", "change", "stage", "governance"}, PolicyCondition.Variables())
 	for _, v := range ConditionVariables {
 		require.NotEmpty(t, v.Doc, v.Name)
 		require.NotEmpty(t, v.Kinds, v.Name)
@@ -284,7 +285,7 @@ func TestConditionVariables_DescribeEveryKind(t *testing.T) {
 	b, err := json.Marshal(ConditionVariables)
 	require.NoError(t, err, "documentation tools can encode the list")
 	require.Contains(t, string(b), `"Name":"dataClassification"`)
-	require.Contains(t, string(b), `"Kinds":["approval when","analysis condition"]`, "kinds are written by name")
+	require.Contains(t, string(b), `"Kinds":["approval when","analysis condition","policy"]`, "kinds are written by name")
 	var back []VariableDoc
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, ConditionVariables, back)

@@ -269,3 +269,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// DefaultGateTimeout bounds a readiness gate that names no timeout.
+const DefaultGateTimeout = 10 * time.Minute
+
+// TimeoutOrDefault is how long the gate may take.
+func (g ReadinessGate) TimeoutOrDefault() time.Duration {
+	if g.Timeout <= 0 {
+		return DefaultGateTimeout
+	}
+	return g.Timeout.D()
+}
+
+// OnSite reports whether the gate runs a command on a site worker.
+func (g ReadinessGate) OnSite() bool { return g.Run != "" }

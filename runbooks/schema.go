@@ -3,6 +3,7 @@ package runbooks
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -48,6 +49,14 @@ type Component struct {
 	// SchemaChange is none (default), expand, contract or migrate.
 	SchemaChange string    `yaml:"schemaChange,omitempty" json:"schemaChange,omitempty"`
 	Libraries    []Library `yaml:"libraries,omitempty" json:"libraries,omitempty"`
+	// DependsOn names the components (of any runbook) this one calls or reads: the catalog of
+	// all runbooks turns these into "what depends on X" for impact scores.
+	DependsOn []string `yaml:"dependsOn,omitempty" json:"dependsOn,omitempty"`
+}
+
+// ChangesStorage reports whether shipping the component changes a schema or stored data.
+func (c Component) ChangesStorage() bool {
+	return c.SchemaChange != "" && c.SchemaChange != "none"
 }
 
 // Schema change kinds.
@@ -129,11 +138,54 @@ type RiskModel struct {
 // RiskFactors are the factors a risk model may weigh.
 var RiskFactors = []string{"changeFailureRate", "churn", "coverage", "schemaChange", "components", "timing"}
 
-// CAB is the change advisory board's involvement.
+// CAB is the change advisory board's involvement: a CAB approval gate is added to a release
+// whose impact score reaches Threshold, or for which When holds.
 type CAB struct {
 	// When is a condition (CEL) under which the CAB must approve, e.g. "risk.score >= 70".
-	When  string   `yaml:"when" json:"when"`
-	Roles []string `yaml:"roles" json:"roles"`
+	When string `yaml:"when,omitempty" json:"when,omitempty"`
+	// Threshold is the impact score (0-100, from the runbook catalog's dependency mapping)
+	// from which the CAB must approve; 0 leaves it to When.
+	Threshold int      `yaml:"threshold,omitempty" json:"threshold,omitempty"`
+	Roles     []string `yaml:"roles" json:"roles"`
+	// Count is how many CAB members must approve; 1 when unset.
+	Count int `yaml:"count,omitempty" json:"count,omitempty"`
+	// Before names the stage the CAB gate holds; by default the first production stage
+	// (environment "production" or "prod"), else the last stage.
+	Before string `yaml:"before,omitempty" json:"before,omitempty"`
+	// Timeout is how long the CAB gate waits (default 72h); a timed-out CAB rejects.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// CABGateName is the name of the approval gate a CAB requirement adds.
+const CABGateName = "cab"
+
+// DefaultCABTimeout is how long a CAB gate waits: boards meet weekly, but a change waiting
+// longer than three days needs a person's attention anyway.
+const DefaultCABTimeout = 72 * time.Hour
+
+// CABStage is the stage the CAB gate holds.
+func (r Runbook) CABStage() string {
+	if r.CAB != nil && r.CAB.Before != "" {
+		return r.CAB.Before
+	}
+	for _, s := range r.Stages {
+		if s.Environment == "production" || s.Environment == "prod" {
+			return s.Name
+		}
+	}
+	if len(r.Stages) == 0 {
+		return ""
+	}
+	return r.Stages[len(r.Stages)-1].Name
+}
+
+// Gate is the approval gate the CAB requirement adds.
+func (c CAB) Gate(before string) ApprovalGate {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = Duration(DefaultCABTimeout)
+	}
+	return ApprovalGate{Name: CABGateName, Before: before, Roles: c.Roles, Count: c.Count, Timeout: timeout}
 }
 
 // ChangeRequest opens and closes a change request in an ITSM system.

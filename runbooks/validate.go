@@ -510,7 +510,22 @@ func (v *validator) governance(r Runbook) {
 	v.unique("freezes", "freeze calendar", r.Freezes)
 	v.enum("onFreeze", "onFreeze action", r.OnFreeze, onFreezeActions, false)
 	if c := r.CAB; c != nil {
-		v.required("cab.when", c.When, "give the condition under which the CAB must approve, such as risk.score >= 70")
+		if c.When == "" && c.Threshold == 0 {
+			v.add("cab", "the CAB block says neither when nor threshold: give a threshold (an impact score such as 60) or a condition such as risk.score >= 70")
+		}
+		if c.Threshold < 0 || c.Threshold > 100 {
+			v.add("cab.threshold", "threshold %d is out of range: use an impact score from 0 to 100", c.Threshold)
+		}
+		if c.Count < 0 {
+			v.add("cab.count", "count %d is negative: use at least 1", c.Count)
+		}
+		v.nonNegative("cab.timeout", c.Timeout)
+		if _, clash := r.Gate(CABGateName); clash {
+			v.add("cab", "an approval gate is named %q, the name of the gate the CAB block adds: rename that approval", CABGateName)
+		}
+		if c.Before != "" {
+			v.ref("cab.before", "stage", c.Before, r.stageNames(), "stages")
+		}
 		if len(c.Roles) == 0 {
 			v.add("cab.roles", "roles is empty: list the roles of the CAB members who approve, such as [cab]")
 		}
