@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use when they are missing: PostgreSQL's server
-# binaries (tests start their own private server from them) and docker-compose (to check
-# docker-compose.yml; no Docker engine is needed).
+# binaries (tests start their own private server from them), Prometheus (tests start their
+# own from /usr/bin/prometheus), curl (the simulated hardware fleet is flashed with it) and
+# docker-compose (to check docker-compose.yml; no Docker engine is needed).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo ">> Installing ${need[*]} from Debian's packages"
