@@ -4,12 +4,16 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/trainyard/trainyard/freeze"
 	"github.com/trainyard/trainyard/integrations/command"
+	"github.com/trainyard/trainyard/integrations/prometheus"
 	"github.com/trainyard/trainyard/integrations/servicenow"
+	"github.com/trainyard/trainyard/policy"
 	"github.com/trainyard/trainyard/store"
 )
 
@@ -25,6 +29,20 @@ type Store interface {
 	// LastSucceededVersion is the version of the runbook's newest succeeded release other
 	// than exclude, or "" when there is none.
 	LastSucceededVersion(ctx context.Context, runbook, exclude string) (string, error)
+	// ReleaseOutcomes counts how the runbook's and the components' last releases ended.
+	ReleaseOutcomes(ctx context.Context, runbook string, components []string, exclude string, limit int) (own, comps store.Outcomes, err error)
+	// RecordAssessment stores the release's risk and components.
+	RecordAssessment(ctx context.Context, releaseID string, score int, risk json.RawMessage, components []string) error
+	// Reports returns the scan reports attached to a release.
+	Reports(ctx context.Context, releaseID string) ([]store.ScanReport, error)
+	// RecordGateResult stores a readiness gate's outcome.
+	RecordGateResult(ctx context.Context, g store.GateResult) error
+	// LastPassedDrill is a component's newest passed restore drill (ErrNotFound: none).
+	LastPassedDrill(ctx context.Context, component string) (store.Drill, error)
+	// ActiveWaivers returns the waivers that let a release pass a gate, policy or freeze.
+	ActiveWaivers(ctx context.Context, m store.WaiverMatch) ([]store.Waiver, error)
+	// AppendAudit writes an audit row.
+	AppendAudit(ctx context.Context, e store.AuditEvent) (int64, error)
 	// FreezeStatus says whether the runbook's freeze calendars hold a release now, and which
 	// waiver lets it through; a waiver's use is audited.
 	FreezeStatus(ctx context.Context, files *freeze.Catalog, q store.FreezeQuery) (store.FreezeDecision, error)
@@ -47,4 +65,24 @@ type Activities struct {
 	// Changes files change requests in ServiceNow (the main worker, when servicenow.url is
 	// set); nil otherwise.
 	Changes servicenow.Client
+	// Policies are the organisation's release policies (governance.policyFile).
+	Policies *policy.Set
+	// Location is the business's time zone, in which timing risk is judged (UTC when nil).
+	Location *time.Location
+	// HTTP is the client of synthetic and third-party probes (a default one when nil).
+	HTTP *http.Client
+	// BusinessCalendars hold every release's production stages (peak seasons), on top of
+	// the calendars its runbook names.
+	BusinessCalendars []string
+	// Metrics answers PromQL queries (prometheus.url); nil when none is configured.
+	Metrics prometheus.Querier
+	// Notifier delivers escalations to people; nil writes them to the audit trail and log only.
+	Notifier Notifier
+}
+
+func (a *Activities) location() *time.Location {
+	if a.Location != nil {
+		return a.Location
+	}
+	return time.UTC
 }

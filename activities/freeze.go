@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -18,6 +19,13 @@ const ErrTypeFreezeUnknown = "FreezeCalendarUnusable"
 func (a *Activities) FreezeStatus(ctx context.Context, q store.FreezeQuery) (store.FreezeDecision, error) {
 	if a.Store == nil {
 		return store.FreezeDecision{}, temporal.NewNonRetryableApplicationError(errNoStore.Error(), "Misconfigured", nil)
+	}
+	if q.Environment == "production" || q.Environment == "prod" {
+		for _, name := range a.BusinessCalendars {
+			if !slices.Contains(q.Calendars, name) {
+				q.Calendars = append(q.Calendars, name)
+			}
+		}
 	}
 	d, err := a.Store.FreezeStatus(ctx, a.Calendars, q)
 	switch {

@@ -14,6 +14,8 @@ import (
 
 // fakeStore is a Store whose methods do what their func fields say (nothing when nil).
 type fakeStore struct {
+	// Store is nil: a method a test did not expect to be called panics.
+	Store
 	UpsertReleaseFunc        func(ctx context.Context, r store.ReleaseRecord) error
 	RecordDecisionFunc       func(ctx context.Context, d store.DecisionRecord) error
 	LastSucceededVersionFunc func(ctx context.Context, runbook, exclude string) (string, error)

@@ -48,6 +48,7 @@ type Config struct {
 	Site       Site        `yaml:"site"`
 	ServiceNow ServiceNow  `yaml:"servicenow"`
 	Governance Governance  `yaml:"governance"`
+	Prometheus Prometheus  `yaml:"prometheus"`
 }
 
 // Governance configures freeze calendars and waivers.
@@ -61,6 +62,38 @@ type Governance struct {
 	WaiverRoles []string `yaml:"waiverRoles"`
 	// MaxWaiver is how far ahead of its grant a waiver may expire, at most ("168h").
 	MaxWaiver time.Duration `yaml:"maxWaiver"`
+	// PolicyFile holds the organisation's release policies (TRAINYARD_POLICY_FILE); none
+	// when empty. Read at start: a policy file with a mistake stops the worker.
+	PolicyFile string `yaml:"policyFile"`
+	// Timezone is the business's time zone (TRAINYARD_TIMEZONE, an IANA name such as
+	// Europe/Berlin): risk judges weekends and working hours in it. UTC when empty.
+	Timezone string `yaml:"timezone"`
+	// BusinessCalendars name freeze calendars (files or API) that hold every release's
+	// production stages, whatever its runbook says: peak seasons, campaigns.
+	BusinessCalendars []string `yaml:"businessCalendars"`
+}
+
+// Location is the business's time zone.
+func (g Governance) Location() (*time.Location, error) {
+	if g.Timezone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(g.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("governance.timezone (TRAINYARD_TIMEZONE) %q is not a time zone; use an IANA name such as Europe/Berlin", g.Timezone)
+	}
+	return loc, nil
+}
+
+// Prometheus is where metrics queries go (performance gates, analyses, stabilization).
+// Off when URL is empty.
+type Prometheus struct {
+	// URL is the Prometheus server (TRAINYARD_PROMETHEUS_URL), e.g. http://prometheus:9090.
+	URL string `yaml:"url"`
+	// Token is a bearer token for a Prometheus behind an authenticating proxy
+	// (TRAINYARD_PROMETHEUS_TOKEN); TokenEnv names a variable to read it from.
+	Token    string `yaml:"token"`
+	TokenEnv string `yaml:"tokenEnv"`
 }
 
 // DefaultGovernance is the governance configuration when none is given: calendar files in
@@ -264,6 +297,13 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.LogFormat, "TRAINYARD_LOG_FORMAT")
 	set(&c.Site.WorkDir, "TRAINYARD_SITE_WORKDIR")
 	set(&c.Governance.CalendarsDir, "TRAINYARD_CALENDARS_DIR")
+	set(&c.Governance.PolicyFile, "TRAINYARD_POLICY_FILE")
+	set(&c.Governance.Timezone, "TRAINYARD_TIMEZONE")
+	if c.Prometheus.TokenEnv != "" {
+		c.Prometheus.Token = getenv(c.Prometheus.TokenEnv)
+	}
+	set(&c.Prometheus.URL, "TRAINYARD_PROMETHEUS_URL")
+	set(&c.Prometheus.Token, "TRAINYARD_PROMETHEUS_TOKEN")
 	if c.ServiceNow.PasswordEnv != "" {
 		c.ServiceNow.Password = getenv(c.ServiceNow.PasswordEnv)
 	}
@@ -360,6 +400,14 @@ func (g Governance) validate() []error {
 	for i, r := range g.WaiverRoles {
 		if strings.TrimSpace(r) == "" {
 			errs = append(errs, fmt.Errorf("governance.waiverRoles[%d] is empty", i))
+		}
+	}
+	if _, err := g.Location(); err != nil {
+		errs = append(errs, err)
+	}
+	for i, name := range g.BusinessCalendars {
+		if strings.TrimSpace(name) == "" {
+			errs = append(errs, fmt.Errorf("governance.businessCalendars[%d] is empty", i))
 		}
 	}
 	if g.MaxWaiver <= 0 {

@@ -7,38 +7,15 @@ import "fmt"
 // it with a readiness gate, a freeze or a canary analysis silently skipped would be worse than
 // not running it. Each entry disappears as the issue that implements it lands.
 //
-// Enforced today: command targets, stages in order, approvals (roles, count, distinctRoles,
-// allowRequester, timeout that rejects), freeze calendars (wait or fail, waivers), change
-// requests without a condition, the stabilization window, rollbackAuthority, and the descriptive
-// metadata and scope fields, which need no enforcement.
+// Enforced today: command targets, stages in order, readiness gates and the risk score,
+// approvals (roles, count, distinctRoles, allowRequester, when, escalation, onTimeout), the
+// CAB, freeze calendars (wait or fail, waivers), change requests (with their condition), the
+// stabilization window, rollbackAuthority, and the descriptive metadata and scope fields,
+// which need no enforcement.
 func Unsupported(rb Runbook) []string {
 	var out []string
 	add := func(path, format string, args ...any) {
 		out = append(out, path+": "+fmt.Sprintf(format, args...))
-	}
-	if rb.Readiness != nil && len(rb.Readiness.Gates) > 0 {
-		add("readiness.gates", "readiness gates are not run yet")
-	}
-	if rb.Readiness != nil && rb.Readiness.Risk != nil {
-		add("readiness.risk", "the risk score is not computed yet")
-	}
-	for i, g := range rb.Approvals {
-		p := fmt.Sprintf("approvals[%d]", i)
-		if g.When != "" {
-			add(p+".when", "conditional approvals are not evaluated yet")
-		}
-		if g.Escalation != nil {
-			add(p+".escalation", "escalation is not sent yet")
-		}
-		if g.OnTimeout != "" && g.OnTimeout != "reject" {
-			add(p+".onTimeout", "%q is not supported yet (a timed-out gate rejects)", g.OnTimeout)
-		}
-	}
-	if rb.CAB != nil {
-		add("cab", "CAB approval is not requested yet")
-	}
-	if rb.ChangeRequest != nil && rb.ChangeRequest.When != "" {
-		add("changeRequest.when", "conditional change requests are not evaluated yet (without when, one is always filed)")
 	}
 	if len(rb.Analyses) > 0 {
 		add("analyses", "metric analyses are not run yet")

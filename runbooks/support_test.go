@@ -3,6 +3,7 @@ package runbooks
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -22,13 +23,6 @@ func TestUnsupported_NamesEveryDeclaredButUnenforcedPart(t *testing.T) {
 		edit func(*Runbook)
 		want string
 	}{
-		{"readiness gate", func(r *Runbook) { r.Readiness = &Readiness{Gates: []ReadinessGate{{Name: "g", Type: GateCoverage}}} }, "readiness.gates"},
-		{"risk model", func(r *Runbook) { r.Readiness = &Readiness{Risk: &RiskModel{High: 70}} }, "readiness.risk"},
-		{"conditional approval", func(r *Runbook) { r.Approvals[0].When = "risk.score > 50" }, "approvals[0].when"},
-		{"escalation", func(r *Runbook) { r.Approvals[0].Escalation = &Escalation{Roles: []string{"x"}} }, "approvals[0].escalation"},
-		{"keep waiting", func(r *Runbook) { r.Approvals[0].OnTimeout = "wait" }, "approvals[0].onTimeout"},
-		{"cab", func(r *Runbook) { r.CAB = &CAB{When: "true"} }, "cab"},
-		{"conditional change request", func(r *Runbook) { r.ChangeRequest = &ChangeRequest{Provider: "servicenow", When: "risk.score > 50"} }, "changeRequest.when"},
 		{"analysis", func(r *Runbook) { r.Analyses = []Analysis{{Name: "a"}} }, "analyses"},
 		{"dag", func(r *Runbook) { r.Stages[1].After = []string{"s1"} }, "stages[1].after"},
 		{"parity", func(r *Runbook) { r.Stages[1].Requires = []string{"hsm"} }, "stages[1].requires"},
@@ -56,6 +50,23 @@ func TestUnsupported_NamesEveryDeclaredButUnenforcedPart(t *testing.T) {
 			require.True(t, strings.HasPrefix(got[0], tc.want+": "), got[0])
 		})
 	}
+}
+
+func TestUnsupported_GovernanceAndReadinessAreEnforced(t *testing.T) {
+	t.Parallel()
+	rb := Runbook{
+		Name: "r",
+		Readiness: &Readiness{
+			Gates: []ReadinessGate{{Name: "g", Type: GateCoverage, MinCoverage: 80, When: "change.churn > 10"}},
+			Risk:  &RiskModel{High: 70},
+		},
+		Approvals: []ApprovalGate{{Name: "g", Before: "s", Roles: []string{"rm"}, When: "risk.score > 50", OnTimeout: "wait",
+			Escalation: &Escalation{After: Duration(time.Hour), Roles: []string{"x"}}}},
+		CAB:           &CAB{Threshold: 60, Roles: []string{"cab"}},
+		ChangeRequest: &ChangeRequest{Provider: "servicenow", When: "risk.score > 50"},
+		Stages:        []Stage{{Name: "s", Targets: []Target{{Name: "t", Kind: KindCommand}}}},
+	}
+	require.Empty(t, Unsupported(rb))
 }
 
 func TestUnsupported_RollingOneAtATimeAndWholeReleaseRollbackAreEnforced(t *testing.T) {

@@ -87,6 +87,10 @@ func (s *Server) recovery() gin.HandlerFunc {
 // when a handler reads past it (see readBody).
 func bodyLimit(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if c.Request.Method == http.MethodPost && c.FullPath() == reportsRoute {
+			// Scan reports of large images run to megabytes; they are stored as sent.
+			limit = maxReportBytes
+		}
 		if c.Request.ContentLength > limit {
 			fail(c, http.StatusRequestEntityTooLarge, tooLargeDetail(limit))
 			return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/trainyard/trainyard/risk"
 	"github.com/trainyard/trainyard/runbooks"
 	"github.com/trainyard/trainyard/store"
 	"github.com/trainyard/trainyard/workflows"
@@ -99,6 +100,7 @@ func (s *Server) startRelease(c *gin.Context) {
 		Components:  req.Components,
 		Change:      req.Change,
 		RequestedAt: now,
+		Impact:      s.impact(rb, req.Components),
 	}
 	details := map[string]any{"runbook": rb.Name, "version": req.Version}
 	if key != "" {
@@ -180,6 +182,27 @@ func checkStart(req startRequest, key string) *problem {
 		return bad("change.coverage is a percentage from 0 to 100, not %v", req.Change.Coverage)
 	}
 	return nil
+}
+
+// impact scores what a release touches from the catalog's dependency mapping. A catalog that
+// cannot be read scores only the runbook itself: the release still starts, and the CAB
+// threshold judges it on its own tier and data.
+func (s *Server) impact(rb runbooks.Runbook, comps []workflows.Component) *risk.Impact {
+	all, err := s.deps.Catalog.All()
+	if err != nil {
+		s.log.Warn("impact without the full catalog", slog.Any("error", err))
+	}
+	names := make([]string, 0, len(comps))
+	for _, c := range comps {
+		names = append(names, c.Name)
+	}
+	if len(names) == 0 && rb.Scope != nil {
+		for _, c := range rb.Scope.Components {
+			names = append(names, c.Name)
+		}
+	}
+	im := risk.ScoreImpact(all, rb, names)
+	return &im
 }
 
 // runbookFor loads the named runbook, or says which runbooks exist and which files are

@@ -130,6 +130,7 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/releases/:id", s.releaseStatus)
 	api.POST("/releases/:id/approvals", s.decide)
 	api.POST("/releases/:id/abort", s.abort)
+	s.readinessRoutes(api) // scan reports, gate results, restore drills
 	api.GET("/runbooks", s.listRunbooks)
 	api.POST("/runbooks/validate", s.validateRunbook)
 	api.GET("/audit", s.listAudit)

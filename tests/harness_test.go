@@ -155,6 +155,10 @@ func (s *system) setUp() error {
 		return err
 	}
 	s.apiURL = "http://" + addr
+	policyFile := filepath.Join(s.dir, "policies.yaml")
+	if err := os.WriteFile(policyFile, []byte(testPolicies), 0o644); err != nil {
+		return err
+	}
 	s.cfgPath = filepath.Join(s.dir, "config.yaml")
 	cfg := fmt.Sprintf(`httpAddr: %s
 databaseURL: %s
@@ -166,12 +170,14 @@ temporal:
   uiURL: http://temporal-ui.example
 site:
   workDir: %s
+governance:
+  policyFile: %s
 principals:
   - {name: ci, roles: [deployer], token: %s}
   - {name: alice, roles: [release-manager], token: %s}
   - {name: manager, roles: [deployer, release-manager], token: %s}
   - {name: mallory, roles: [developer], token: %s}
-`, addr, pg.URL(), runbookDir, ts.FrontendHostPort(), s.siteDir, ciToken, aliceToken, managerToken, outsiderToken)
+`, addr, pg.URL(), runbookDir, ts.FrontendHostPort(), s.siteDir, policyFile, ciToken, aliceToken, managerToken, outsiderToken)
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}

@@ -107,6 +107,18 @@ freezes: [e2e-window]
 stabilization: 1s
 freezes: [e2e-forever]
 ` + stages(),
+	// scanned: a scan report gate that waits for CI's report, and a coverage gate.
+	"scanned": scripts() + `name: scanned
+stabilization: 1s
+readiness:
+  gates:
+    - {name: image-scan, type: scanReport, maxSeverity: critical, timeout: 1m}
+    - {name: coverage, type: coverage, minCoverage: 80}
+` + stages(),
+	// policed: the e2e policy file says its releases need a scan report before they start.
+	"policed": scripts() + `name: policed
+stabilization: 1s
+` + stages(),
 	// bench: held at a two-person approval before anything deploys.
 	"bench": scripts() + `name: bench
 approvals:

@@ -13,19 +13,44 @@ import (
 	"github.com/trainyard/trainyard/workflows"
 )
 
+// MainActivities are the activities of the main task queue, by the name histories record
+// them under: never rename one that has shipped.
+func MainActivities(acts *activities.Activities) map[string]any {
+	return map[string]any{
+		"RecordRelease":    acts.RecordRelease,
+		"RecordDecision":   acts.RecordDecision,
+		"PreviousVersion":  acts.PreviousVersion,
+		"FreezeStatus":     acts.FreezeStatus,
+		"OpenChange":       acts.OpenChange,
+		"NoteChange":       acts.NoteChange,
+		"MoveChange":       acts.MoveChange,
+		"CloseChange":      acts.CloseChange,
+		"Assess":           acts.Assess,
+		"RunGate":          acts.RunGate,
+		"FindWaiver":       acts.FindWaiver,
+		"RecordGateResult": acts.RecordGateResult,
+		"CheckPolicies":    acts.CheckPolicies,
+		"Notify":           acts.Notify,
+	}
+}
+
+// SiteActivities are the activities a site worker runs inside its network.
+func SiteActivities(acts *activities.Activities) map[string]any {
+	return map[string]any{
+		"DeployTarget":   acts.DeployTarget,
+		"RollbackTarget": acts.RollbackTarget,
+		"RunGateCommand": acts.RunGateCommand,
+	}
+}
+
 // NewMain builds the worker for the main task queue. It needs acts.Store.
 func NewMain(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.ReleaseWorkflow, workflow.RegisterOptions{Name: "ReleaseWorkflow"})
 	w.RegisterWorkflowWithOptions(workflows.StageWorkflow, workflow.RegisterOptions{Name: "StageWorkflow"})
-	w.RegisterActivityWithOptions(acts.RecordRelease, activity.RegisterOptions{Name: "RecordRelease"})
-	w.RegisterActivityWithOptions(acts.RecordDecision, activity.RegisterOptions{Name: "RecordDecision"})
-	w.RegisterActivityWithOptions(acts.PreviousVersion, activity.RegisterOptions{Name: "PreviousVersion"})
-	w.RegisterActivityWithOptions(acts.FreezeStatus, activity.RegisterOptions{Name: "FreezeStatus"})
-	w.RegisterActivityWithOptions(acts.OpenChange, activity.RegisterOptions{Name: "OpenChange"})
-	w.RegisterActivityWithOptions(acts.NoteChange, activity.RegisterOptions{Name: "NoteChange"})
-	w.RegisterActivityWithOptions(acts.MoveChange, activity.RegisterOptions{Name: "MoveChange"})
-	w.RegisterActivityWithOptions(acts.CloseChange, activity.RegisterOptions{Name: "CloseChange"})
+	for name, fn := range MainActivities(acts) {
+		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
 	return w
 }
 
@@ -36,7 +61,8 @@ func NewSite(c client.Client, site string, acts *activities.Activities) sdkworke
 		// Deploys are heavy and site machines small: a few at a time.
 		MaxConcurrentActivityExecutionSize: 4,
 	})
-	w.RegisterActivityWithOptions(acts.DeployTarget, activity.RegisterOptions{Name: "DeployTarget"})
-	w.RegisterActivityWithOptions(acts.RollbackTarget, activity.RegisterOptions{Name: "RollbackTarget"})
+	for name, fn := range SiteActivities(acts) {
+		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
 	return w
 }

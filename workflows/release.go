@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/trainyard/trainyard/activities"
+	"github.com/trainyard/trainyard/policy"
 	"github.com/trainyard/trainyard/runbooks"
 	"github.com/trainyard/trainyard/store"
 )
@@ -31,6 +32,13 @@ type release struct {
 	// deployed lists (stage, target) indexes in the order their deploys finished: rollback
 	// walks it backwards.
 	deployed [][2]int
+	// gates are the approval gates this release waits at: the runbook's whose when holds,
+	// and the CAB's when it is required.
+	gates []runbooks.ApprovalGate
+	// assessment is the release's risk and the conditions' verdicts (versionGovernance on).
+	assessment *activities.Assessment
+	// version is the workflow version this run follows (see versionGovernance).
+	version workflow.Version
 }
 
 // ReleaseWorkflow runs one release from request to done or rolled back: approvals before the
@@ -53,7 +61,21 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 	}
 	r.status.PreviousVersion = prev
 
-	end, failure := r.openChange(ctx)
+	r.version = workflow.GetVersion(ctx, "governance", workflow.DefaultVersion, versionGovernance)
+	var end Phase
+	var failure string
+	if r.version >= versionGovernance {
+		end, failure = r.assess(ctx)
+		if end == "" {
+			end, failure = r.readiness(ctx)
+		}
+		if end == "" {
+			end, failure = r.checkPolicies(ctx, policy.AtStart, nil)
+		}
+	}
+	if end == "" {
+		end, failure = r.openChange(ctx)
+	}
 	if end == "" {
 		end, failure = r.runStages(ctx, progress)
 	}
@@ -85,7 +107,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), DistinctRoles: g.DistinctRoles, State: GatePending,
 		})
 	}
-	return &release{in: in, status: st}
+	return &release{in: in, status: st, gates: slices.Clone(in.Runbook.Approvals)}
 }
 
 // runStages deploys stage after stage. It returns PhaseSucceeded when all are deployed, or the
@@ -96,7 +118,15 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		// TrainyardEnvironment finds releases held at a gate before production too.
 		r.status.CurrentStage = stage.Name
 		r.status.Environment = stage.Environment
-		for _, gate := range r.in.Runbook.GateBefore(stage.Name) {
+		if r.version >= versionGovernance {
+			if end, why := r.checkPolicies(ctx, policy.AtStage, &stage); end != "" {
+				return end, why
+			}
+		}
+		for _, gate := range r.gates {
+			if gate.Before != stage.Name {
+				continue
+			}
 			if end, why := r.awaitApproval(ctx, gate); end != "" {
 				return end, why
 			}
@@ -104,7 +134,9 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		if r.abort != nil {
 			return PhaseAborted, r.abortReason()
 		}
-		if len(r.in.Runbook.Freezes) > 0 {
+		// Since versionGovernance every stage asks: business calendars (peak seasons) apply
+		// to releases whose runbook names no freeze.
+		if len(r.in.Runbook.Freezes) > 0 || r.version >= versionGovernance {
 			if end, why := r.awaitFreeze(ctx, stage); end != "" {
 				return end, why
 			}
@@ -213,13 +245,37 @@ func (r *release) awaitApproval(ctx workflow.Context, gate runbooks.ApprovalGate
 	timeout := gate.TimeoutOrDefault()
 	deadline := workflow.Now(ctx).Add(timeout)
 	gs.State, gs.Deadline = GateWaiting, &deadline
-	r.event(ctx, "waiting for approval %s before stage %s: %d approval(s) from %s, until %s",
-		gate.Name, gate.Before, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339))
+	why := ""
+	if gs.Why != "" {
+		why = " (" + gs.Why + ")"
+	}
+	r.event(ctx, "waiting for approval %s before stage %s: %d approval(s) from %s, until %s%s",
+		gate.Name, gate.Before, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339), why)
 	r.setPhase(ctx, PhaseAwaitingApproval)
 
-	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool {
-		return gs.State != GateWaiting || r.abort != nil
-	})
+	waiting := func() bool { return gs.State != GateWaiting || r.abort != nil }
+	decided := false
+	var err error
+	if esc := gate.Escalation; esc != nil && esc.After.D() < timeout {
+		decided, err = workflow.AwaitWithTimeout(ctx, esc.After.D(), waiting)
+		if err == nil && !decided {
+			r.escalate(ctx, gate, fmt.Sprintf("approval %s of release %s has waited %s; it needs %d approval(s) from %s by %s",
+				gate.Name, r.in.ID, esc.After, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339)))
+		}
+	}
+	if err == nil && !decided {
+		decided, err = workflow.AwaitWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), waiting)
+	}
+	if err == nil && !decided && gate.OnTimeout == "wait" {
+		gs.Overdue = true
+		r.event(ctx, "approval %s passed its deadline; still waiting, as the runbook says", gate.Name)
+		if gate.Escalation != nil && gs.EscalatedAt == nil {
+			r.escalate(ctx, gate, fmt.Sprintf("approval %s of release %s is overdue: it needed %d approval(s) from %s by %s",
+				gate.Name, r.in.ID, gs.Required, joinRoles(gate.Roles), deadline.Format(time.RFC3339)))
+		}
+		err = workflow.Await(ctx, waiting)
+		decided = err == nil
+	}
 	if err != nil {
 		return PhaseFailed, fmt.Sprintf("waiting for approval %s: %v", gate.Name, err)
 	}
@@ -239,6 +295,21 @@ func (r *release) awaitApproval(ctx workflow.Context, gate runbooks.ApprovalGate
 		return PhaseRejected, fmt.Sprintf("approval %s was not given within %s", gate.Name, timeout)
 	default:
 		return PhaseAborted, r.abortReason()
+	}
+}
+
+// escalate tells the gate's escalation roles that it waits too long. A notification that
+// cannot be sent is logged: the gate goes on waiting either way.
+func (r *release) escalate(ctx workflow.Context, gate runbooks.ApprovalGate, text string) {
+	gs := r.gate(gate.Name)
+	now := workflow.Now(ctx)
+	gs.EscalatedAt = &now
+	r.event(ctx, "escalated approval %s to %s", gate.Name, joinRoles(gate.Escalation.Roles))
+	req := activities.NotifyRequest{
+		ReleaseID: r.in.ID, Channel: r.in.Runbook.Channel, Roles: gate.Escalation.Roles, Kind: activities.NotifyEscalation, Text: text,
+	}
+	if err := workflow.ExecuteActivity(recordContext(ctx), acts.Notify, req).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("escalate approval", "gate", gate.Name, "error", err)
 	}
 }
 
@@ -305,7 +376,7 @@ func (r *release) awaitFreeze(ctx workflow.Context, stage runbooks.Stage) (Phase
 // release that needs one does not go on without it.
 func (r *release) openChange(ctx workflow.Context) (Phase, string) {
 	cr := r.in.Runbook.ChangeRequest
-	if cr == nil {
+	if cr == nil || (r.assessment != nil && !r.assessment.ChangeRequest) {
 		return "", ""
 	}
 	comps := make([]string, 0, len(r.in.Components))
@@ -560,9 +631,12 @@ func (r *release) registerHandlers(ctx workflow.Context) error {
 
 func (r *release) validateDecision(reject bool) func(workflow.Context, ApprovalRequest) error {
 	return func(_ workflow.Context, req ApprovalRequest) error {
-		gate, ok := r.in.Runbook.Gate(req.Gate)
+		gate, ok := r.gateDef(req.Gate)
 		if !ok {
-			return refuse(ErrTypeNotFound, "release %s has no approval gate %q (gates: %s)", r.in.ID, req.Gate, joinRoles(gateNames(r.in.Runbook)))
+			if gs := r.gate(req.Gate); gs != nil && gs.State == GateSkipped {
+				return refuse(ErrTypeConflict, "approval %s does not apply to release %s (%s)", req.Gate, r.in.ID, gs.Why)
+			}
+			return refuse(ErrTypeNotFound, "release %s has no approval gate %q (gates: %s)", r.in.ID, req.Gate, joinRoles(r.gateNames()))
 		}
 		if req.Actor.Name == "" {
 			return refuse(ErrTypeInvalid, "the decision carries no actor")
@@ -654,9 +728,19 @@ func coversDistinctRoles(gs *ApprovalStatus) bool {
 	return seat(0)
 }
 
-func gateNames(rb runbooks.Runbook) []string {
-	names := make([]string, len(rb.Approvals))
-	for i, g := range rb.Approvals {
+// gateDef is the definition of an approval gate this release waits at.
+func (r *release) gateDef(name string) (runbooks.ApprovalGate, bool) {
+	for _, g := range r.gates {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return runbooks.ApprovalGate{}, false
+}
+
+func (r *release) gateNames() []string {
+	names := make([]string, len(r.gates))
+	for i, g := range r.gates {
 		names[i] = g.Name
 	}
 	return names

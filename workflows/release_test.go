@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,71 @@ type fakeStore struct {
 	decisions []store.DecisionRecord
 	previous  string
 	freeze    func(store.FreezeQuery) (store.FreezeDecision, error)
+	// outcomes is the history the risk score learns from.
+	outcomes    store.Outcomes
+	assessments []int
+	reports     []store.ScanReport
+	gateResults map[string]store.GateResult
+	drills      map[string]store.Drill
+	waivers     []store.Waiver
+	audit       []store.AuditEvent
+}
+
+func (f *fakeStore) ReleaseOutcomes(context.Context, string, []string, string, int) (store.Outcomes, store.Outcomes, error) {
+	return f.outcomes, store.Outcomes{}, nil
+}
+
+func (f *fakeStore) RecordAssessment(_ context.Context, _ string, score int, _ json.RawMessage, _ []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.assessments = append(f.assessments, score)
+	return nil
+}
+
+func (f *fakeStore) Reports(context.Context, string) ([]store.ScanReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reports), nil
+}
+
+func (f *fakeStore) RecordGateResult(_ context.Context, g store.GateResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gateResults == nil {
+		f.gateResults = map[string]store.GateResult{}
+	}
+	f.gateResults[g.Gate] = g
+	return nil
+}
+
+func (f *fakeStore) LastPassedDrill(_ context.Context, component string) (store.Drill, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.drills[component]
+	if !ok {
+		return d, store.ErrNotFound
+	}
+	return d, nil
+}
+
+// ActiveWaivers matches by kind and target only; scope matching is the store's, tested there.
+func (f *fakeStore) ActiveWaivers(_ context.Context, m store.WaiverMatch) ([]store.Waiver, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Waiver
+	for _, w := range f.waivers {
+		if w.Kind == m.Kind && w.Target == m.Target {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) AppendAudit(_ context.Context, e store.AuditEvent) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audit = append(f.audit, e)
+	return int64(len(f.audit)), nil
 }
 
 func (f *fakeStore) UpsertRelease(_ context.Context, r store.ReleaseRecord) error {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trainyard/trainyard/risk"
 	"github.com/trainyard/trainyard/runbooks"
 )
 
@@ -81,6 +82,9 @@ type Change struct {
 	Authors  []string `json:"authors,omitempty"`
 	Churn    int      `json:"churn,omitempty"`
 	Coverage float64  `json:"coverage,omitempty"`
+	// SchemaChange says CI saw a schema or storage change (on top of what the runbook's
+	// components declare).
+	SchemaChange bool `json:"schemaChange,omitempty"`
 }
 
 // ReleaseInput starts a release. It holds a snapshot of the runbook taken at request time.
@@ -94,6 +98,8 @@ type ReleaseInput struct {
 	Components  []Component `json:"components,omitempty"`
 	Change      Change      `json:"change,omitempty"`
 	RequestedAt time.Time   `json:"requestedAt"`
+	// Impact is what the release touches, scored by the server from its runbook catalog.
+	Impact *risk.Impact `json:"impact,omitempty"`
 }
 
 // Phase is where a release is in its life.
@@ -101,7 +107,9 @@ type Phase string
 
 // Phases of a release. The last five are terminal.
 const (
-	PhasePending          Phase = "pending"
+	PhasePending Phase = "pending"
+	// PhaseChecking: the readiness gates are running.
+	PhaseChecking         Phase = "checking"
 	PhaseAwaitingApproval Phase = "awaiting_approval"
 	// PhaseFrozen: the next stage is in a freeze window; the release waits for it to end.
 	PhaseFrozen      Phase = "frozen"
@@ -145,7 +153,31 @@ const (
 	GateApproved = "approved"
 	GateRejected = "rejected"
 	GateTimedOut = "timed_out"
+	// GateSkipped: the gate's when condition does not hold for this release.
+	GateSkipped = "skipped"
 )
+
+// Readiness gate states.
+const (
+	ReadinessPending = "pending"
+	ReadinessRunning = "running"
+	ReadinessPassed  = "passed"
+	ReadinessFailed  = "failed"
+	ReadinessError   = "error"
+	ReadinessWaived  = "waived"
+	ReadinessSkipped = "skipped"
+)
+
+// GateStatus is one readiness gate's state and verdict.
+type GateStatus struct {
+	Name       string     `json:"name"`
+	Type       string     `json:"type"`
+	State      string     `json:"state"`
+	Summary    string     `json:"summary,omitempty"`
+	Waiver     string     `json:"waiver,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
 
 // ReleaseStatus is the whole state of a release, returned by the status query.
 type ReleaseStatus struct {
@@ -167,10 +199,17 @@ type ReleaseStatus struct {
 	FreezeReason string     `json:"freezeReason,omitempty"`
 	FrozenUntil  *time.Time `json:"frozenUntil,omitempty"`
 	// ChangeRequest is the ITSM change request's number, when the runbook files one.
-	ChangeRequest string     `json:"changeRequest,omitempty"`
-	StartedAt     time.Time  `json:"startedAt"`
-	EndedAt       *time.Time `json:"endedAt,omitempty"`
-	Timeline      []Event    `json:"timeline"`
+	ChangeRequest string `json:"changeRequest,omitempty"`
+	// Risk is the release's risk score with each factor's part; Impact what it touches.
+	Risk   *risk.Assessment `json:"risk,omitempty"`
+	Impact *risk.Impact     `json:"impact,omitempty"`
+	// Gates are the readiness gates and their verdicts.
+	Gates []GateStatus `json:"gates,omitempty"`
+	// Waivers lists the waivers that let the release past a gate, policy or freeze.
+	Waivers   []string   `json:"waivers,omitempty"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	Timeline  []Event    `json:"timeline"`
 }
 
 // StageStatus is one stage's progress.
@@ -204,6 +243,13 @@ type ApprovalStatus struct {
 	State         string     `json:"state"`
 	Deadline      *time.Time `json:"deadline,omitempty"`
 	Decisions     []Decision `json:"decisions,omitempty"`
+	// Why says why the gate applies (a when condition, the CAB's impact threshold) or why
+	// it was skipped.
+	Why string `json:"why,omitempty"`
+	// EscalatedAt is when the escalation roles were notified; Overdue is set when the
+	// deadline passed and the runbook says to keep waiting.
+	EscalatedAt *time.Time `json:"escalatedAt,omitempty"`
+	Overdue     bool       `json:"overdue,omitempty"`
 }
 
 // Decision is one person's approval or rejection.

@@ -15,9 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/trainyard/trainyard/activities"
 	"github.com/trainyard/trainyard/config"
-	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/internal/devtemporal"
 	"github.com/trainyard/trainyard/internal/pgserver"
 	"github.com/trainyard/trainyard/internal/temporalconn"
@@ -129,8 +127,11 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	if !filepath.IsAbs(siteDir) {
 		siteDir = filepath.Join(filepath.Dir(dataDir), siteDir)
 	}
-	acts := &activities.Activities{Store: st, Runner: command.Shell{}, WorkDir: siteDir, Logger: logger,
-		Calendars: cals, Changes: changeClient(cfg)}
+	acts, err := newActivities(cfg, logger, siteDir)
+	if err != nil {
+		return err
+	}
+	acts.Store, acts.Calendars = st, cals
 	workers := []sdkworker.Worker{worker.NewMain(tc, acts)}
 	var sites []string
 	seen := map[string]bool{}

@@ -18,10 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/trainyard/trainyard/activities"
 	"github.com/trainyard/trainyard/config"
 	"github.com/trainyard/trainyard/freeze"
-	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/internal/temporalconn"
 	"github.com/trainyard/trainyard/runbooks"
 	"github.com/trainyard/trainyard/server"
@@ -210,8 +208,10 @@ not the database.`,
 				return err
 			}
 			defer tc.Close()
-			acts := &activities.Activities{Logger: logger, Runner: command.Shell{}, WorkDir: cfg.Site.WorkDir,
-				Calendars: loadCalendars(cfg, logger), Changes: changeClient(cfg)}
+			acts, err := newActivities(cfg, logger, cfg.Site.WorkDir)
+			if err != nil {
+				return err
+			}
 			var workers []sdkworker.Worker
 			if len(sites) == 0 {
 				st, err := openStore(ctx, cfg.DatabaseURL)
