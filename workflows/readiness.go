@@ -21,6 +21,11 @@ const (
 	// versionGovernance adds the assessment (risk, conditions, CAB), readiness gates,
 	// policies, and a freeze check before every stage (business calendars apply to all).
 	versionGovernance = 1
+	// versionPublish renders the release to Slack (publish) at each phase change and at each
+	// decision on a gate, which wakes the gate's wait without ending it.
+	versionPublish = 2
+	// versionLatest is what new releases follow.
+	versionLatest = versionPublish
 )
 
 // assess scores the release's risk and decides which of the runbook's conditional gates,

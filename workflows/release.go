@@ -61,7 +61,7 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 	}
 	r.status.PreviousVersion = prev
 
-	r.version = workflow.GetVersion(ctx, "governance", workflow.DefaultVersion, versionGovernance)
+	r.version = workflow.GetVersion(ctx, "governance", workflow.DefaultVersion, versionLatest)
 	var end Phase
 	var failure string
 	if r.version >= versionGovernance {
@@ -264,7 +264,24 @@ func (r *release) awaitApproval(ctx workflow.Context, gate runbooks.ApprovalGate
 		}
 	}
 	if err == nil && !decided {
-		decided, err = workflow.AwaitWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), waiting)
+		if r.version >= versionPublish {
+			// Wake at each decision so the approval message shows the quorum's progress.
+			for err == nil && !decided {
+				seen := len(gs.Decisions)
+				var woke bool
+				woke, err = workflow.AwaitWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), func() bool {
+					return waiting() || len(gs.Decisions) != seen
+				})
+				decided = err == nil && waiting()
+				if err == nil && woke && !decided {
+					r.publish(ctx)
+					continue
+				}
+				break
+			}
+		} else {
+			decided, err = workflow.AwaitWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), waiting)
+		}
 	}
 	if err == nil && !decided && gate.OnTimeout == "wait" {
 		gs.Overdue = true
@@ -443,70 +460,6 @@ func changeContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// stabilize waits out the runbook's stabilization window; an abort during it rolls back.
-func (r *release) stabilize(ctx workflow.Context) (Phase, string) {
-	window := r.in.Runbook.Stabilization.Window.D()
-	if window <= 0 {
-		return PhaseSucceeded, ""
-	}
-	ends := workflow.Now(ctx).Add(window)
-	r.status.StabilizationEndsAt = &ends
-	r.status.CurrentStage = ""
-	r.event(ctx, "stabilizing for %s", window)
-	r.setPhase(ctx, PhaseStabilizing)
-	aborted, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return r.abort != nil })
-	if err != nil {
-		return PhaseFailed, fmt.Sprintf("stabilization: %v", err)
-	}
-	if aborted {
-		return PhaseAborted, r.abortReason()
-	}
-	r.event(ctx, "stabilization window passed")
-	return PhaseSucceeded, ""
-}
-
-// rollback undoes every deployed target, last deployed first. It goes on past a failed undo so
-// one broken target does not leave the others deployed, and reports whether all succeeded.
-func (r *release) rollback(ctx workflow.Context, why string) bool {
-	r.ending = true
-	if why != "" {
-		r.status.Failure = why
-	}
-	if len(r.deployed) == 0 {
-		return true
-	}
-	r.event(ctx, "rolling back %d target(s)", len(r.deployed))
-	r.setPhase(ctx, PhaseRollingBack)
-	// Rollback must run even when the release's context was cancelled.
-	rctx, _ := workflow.NewDisconnectedContext(ctx)
-	ok := true
-	for i := len(r.deployed) - 1; i >= 0; i-- {
-		si, ti := r.deployed[i][0], r.deployed[i][1]
-		stage := r.in.Runbook.Stages[si]
-		target := stage.Targets[ti]
-		ts := &r.status.Stages[si].Targets[ti]
-		ts.State = StateRollingBack
-		r.event(ctx, "rolling back %s", target.Name)
-		req := activities.TargetRequest{
-			ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Stage: stage.Name, Environment: stage.Environment,
-			Target: target, Version: r.in.Version, PreviousVersion: r.status.PreviousVersion,
-		}
-		var out activities.TargetResult
-		if err := workflow.ExecuteActivity(targetActivityContext(rctx, target), acts.RollbackTarget, req).Get(rctx, &out); err != nil {
-			ok = false
-			ts.State, ts.Error = StateRollbackErr, errorMessage(err)
-			r.event(ctx, "rollback of %s failed: %s", target.Name, ts.Error)
-			continue
-		}
-		ts.State, ts.Output = StateRolledBack, out.Output
-		r.event(ctx, "%s rolled back", target.Name)
-	}
-	if !ok {
-		r.status.Failure = joinNonEmpty(r.status.Failure, "rollback incomplete: some targets could not be rolled back, see their errors")
-	}
-	return ok
-}
-
 func (r *release) finish(ctx workflow.Context, end Phase, failure string) (ReleaseStatus, error) {
 	r.ending = true
 	if failure != "" && r.status.Failure == "" {
@@ -545,6 +498,7 @@ func (r *release) setPhase(ctx workflow.Context, p Phase) {
 		workflow.GetLogger(ctx).Warn("update search attributes", "error", err)
 	}
 	r.status.Phase = p
+	r.publish(ctx)
 }
 
 func (r *release) event(ctx workflow.Context, format string, args ...any) {
@@ -626,7 +580,7 @@ func (r *release) registerHandlers(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{Validator: r.validateAbort}); err != nil {
 		return fmt.Errorf("register abort update: %w", err)
 	}
-	return nil
+	return r.registerRollbackHandlers(ctx)
 }
 
 func (r *release) validateDecision(reject bool) func(workflow.Context, ApprovalRequest) error {
