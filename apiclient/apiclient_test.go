@@ -58,6 +58,10 @@ func (e *engine) Abort(context.Context, string, string, workflows.AbortRequest) 
 	return workflows.AbortResult{Phase: workflows.PhaseRollingBack}, nil
 }
 
+func (e *engine) Operate(context.Context, string, string, string, workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return workflows.OperatorResult{Phase: workflows.PhaseDeploying}, nil
+}
+
 func (e *engine) Ping(context.Context) error { return nil }
 
 type auditStore struct{ events []store.AuditEvent }

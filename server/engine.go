@@ -18,6 +18,9 @@ type Engine interface {
 	Approve(ctx context.Context, id, updateID string, req workflows.ApprovalRequest) (workflows.ApprovalResult, error)
 	Reject(ctx context.Context, id, updateID string, req workflows.ApprovalRequest) (workflows.ApprovalResult, error)
 	Abort(ctx context.Context, id, updateID string, req workflows.AbortRequest) (workflows.AbortResult, error)
+	// Operate sends an operator Update: workflows.UpdatePause, UpdateResume, UpdateRollback
+	// or UpdateFixForward.
+	Operate(ctx context.Context, id, updateID, update string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	Ping(ctx context.Context) error
 }
 

@@ -68,6 +68,7 @@ type fakeEngine struct {
 	StatusFunc  func(ctx context.Context, id string) (workflows.ReleaseStatus, error)
 	ApproveFunc func(ctx context.Context, id, updateID string, req workflows.ApprovalRequest) (workflows.ApprovalResult, error)
 	RejectFunc  func(ctx context.Context, id, updateID string, req workflows.ApprovalRequest) (workflows.ApprovalResult, error)
+	OperateFunc func(ctx context.Context, id, updateID, update string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	AbortFunc   func(ctx context.Context, id, updateID string, req workflows.AbortRequest) (workflows.AbortResult, error)
 	PingFunc    func(ctx context.Context) error
 }
@@ -114,6 +115,13 @@ func (f *fakeEngine) Abort(ctx context.Context, id, updateID string, req workflo
 		return f.AbortFunc(ctx, id, updateID, req)
 	}
 	return workflows.AbortResult{Phase: workflows.PhaseRollingBack}, nil
+}
+
+func (f *fakeEngine) Operate(ctx context.Context, id, updateID, update string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	if f.OperateFunc != nil {
+		return f.OperateFunc(ctx, id, updateID, update, req)
+	}
+	return workflows.OperatorResult{Phase: workflows.PhaseDeploying}, nil
 }
 
 func (f *fakeEngine) Ping(ctx context.Context) error {

@@ -89,6 +89,14 @@ func (e TemporalEngine) Abort(ctx context.Context, id, updateID string, req work
 }
 
 // Ping checks that the Temporal frontend answers.
+// Operate sends an operator Update (pause, resume, rollback, fix-forward) and waits for its
+// result.
+func (e TemporalEngine) Operate(ctx context.Context, id, updateID, update string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	var res workflows.OperatorResult
+	err := e.update(ctx, id, updateID, update, req, &res)
+	return res, err
+}
+
 func (e TemporalEngine) Ping(ctx context.Context) error {
 	if _, err := e.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
 		return fmt.Errorf("temporal health check: %w", err)

@@ -19,6 +19,13 @@ const (
 	UpdateApprove = "approve"
 	UpdateReject  = "reject"
 	UpdateAbort   = "abort"
+	// UpdatePause holds the release before its next step; UpdateResume lets it go on.
+	UpdatePause  = "pause"
+	UpdateResume = "resume"
+	// UpdateRollback orders a rollback (until the stabilization window ends);
+	// UpdateFixForward ends a breached release as failed without rolling back.
+	UpdateRollback   = "rollback"
+	UpdateFixForward = "fix-forward"
 
 	// SignalTargetProgress carries a stage's target events to its release.
 	SignalTargetProgress = "target-progress"
@@ -286,6 +293,19 @@ type ApprovalResult struct {
 type AbortRequest struct {
 	Actor  Principal `json:"actor"`
 	Reason string    `json:"reason"`
+}
+
+// OperatorRequest is an operator's pause, resume, rollback or fix-forward.
+type OperatorRequest struct {
+	Actor  Principal `json:"actor"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// OperatorResult is what an operator Update returns: the phase, and whether the release is
+// paused.
+type OperatorResult struct {
+	Phase  Phase `json:"phase"`
+	Paused bool  `json:"paused,omitempty"`
 }
 
 // AbortResult is what the abort Update returns.

@@ -44,6 +44,9 @@ func (noEngine) Reject(context.Context, string, string, workflows.ApprovalReques
 func (noEngine) Abort(context.Context, string, string, workflows.AbortRequest) (workflows.AbortResult, error) {
 	return workflows.AbortResult{}, nil
 }
+func (noEngine) Operate(context.Context, string, string, string, workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return workflows.OperatorResult{}, nil
+}
 func (noEngine) Ping(context.Context) error { return nil }
 
 // auditLog is a server.Store holding audit events in id order; it lists them as the store
