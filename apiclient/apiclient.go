@@ -140,6 +140,17 @@ func (c *Client) Abort(ctx context.Context, id, reason string) (workflows.AbortR
 	return res, err
 }
 
+// Operate sends an operator action to a release: "pause" (reason required), "resume",
+// "rollback" or "fix-forward".
+func (c *Client) Operate(ctx context.Context, id, action, reason string) (workflows.OperatorResult, error) {
+	var res workflows.OperatorResult
+	body := jsonBody(struct {
+		Reason string `json:"reason,omitempty"`
+	}{reason})
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, nil, body, &res)
+	return res, err
+}
+
 // RunbookSummary is what the server shows of a runbook.
 type RunbookSummary struct {
 	Name              string                  `json:"name"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trainyard/trainyard/config"
 	"github.com/trainyard/trainyard/runbooks"
+	"github.com/trainyard/trainyard/workflows"
 )
 
 // Limits and timeouts of the HTTP API.
@@ -130,6 +131,8 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/releases/:id", s.releaseStatus)
 	api.POST("/releases/:id/approvals", s.decide)
 	api.POST("/releases/:id/abort", s.abort)
+	api.POST("/releases/:id/pause", s.operate(workflows.UpdatePause, actionPause, true))
+	api.POST("/releases/:id/resume", s.operate(workflows.UpdateResume, actionResume, false))
 	s.readinessRoutes(api) // scan reports, gate results, restore drills
 	api.GET("/runbooks", s.listRunbooks)
 	api.POST("/runbooks/validate", s.validateRunbook)

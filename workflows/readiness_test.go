@@ -396,4 +396,4 @@ func (f *failingReports) Reports(context.Context, string) ([]store.ScanReport, e
 	return nil, errors.New("database is down")
 }
 
-var _ = testsuite.TestUpdateCallback{}
+type testsuiteCallback = testsuite.TestUpdateCallback

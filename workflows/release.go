@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -39,6 +40,9 @@ type release struct {
 	assessment *activities.Assessment
 	// version is the workflow version this run follows (see versionGovernance).
 	version workflow.Version
+	// paused holds the release before its next stage; pausedBy says who and why.
+	paused   bool
+	pausedBy *OperatorRequest
 }
 
 // ReleaseWorkflow runs one release from request to done or rolled back: approvals before the
@@ -118,6 +122,9 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 		// TrainyardEnvironment finds releases held at a gate before production too.
 		r.status.CurrentStage = stage.Name
 		r.status.Environment = stage.Environment
+		if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
+			return end, why
+		}
 		if r.version >= versionGovernance {
 			if end, why := r.checkPolicies(ctx, policy.AtStage, &stage); end != "" {
 				return end, why
@@ -142,6 +149,10 @@ func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChann
 			}
 		}
 
+		// A pause that came while the stage waited for approval or a freeze holds it here.
+		if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
+			return end, why
+		}
 		r.status.Stages[i].State = StateRunning
 		r.event(ctx, "stage %s started", stage.Name)
 		r.setPhase(ctx, PhaseDeploying)
@@ -580,7 +591,74 @@ func (r *release) registerHandlers(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{Validator: r.validateAbort}); err != nil {
 		return fmt.Errorf("register abort update: %w", err)
 	}
+	for _, op := range []struct {
+		name  string
+		pause bool
+	}{{UpdatePause, true}, {UpdateResume, false}} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, op.name,
+			func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+				r.paused = op.pause
+				if op.pause {
+					r.pausedBy = &req
+					r.event(ctx, "%s paused the release: %s", req.Actor.Name, req.Reason)
+				} else {
+					r.pausedBy = nil
+					r.event(ctx, "%s resumed the release", req.Actor.Name)
+				}
+				return OperatorResult{Phase: r.status.Phase, Paused: r.paused}, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: r.validatePause(op.pause)}); err != nil {
+			return fmt.Errorf("register %s update: %w", op.name, err)
+		}
+	}
 	return r.registerRollbackHandlers(ctx)
+}
+
+// validatePause lets the requester or the rollback authority pause a running release, or
+// resume a paused one.
+func (r *release) validatePause(pause bool) func(workflow.Context, OperatorRequest) error {
+	return func(_ workflow.Context, req OperatorRequest) error {
+		switch {
+		case req.Actor.Name == "":
+			return refuse(ErrTypeInvalid, "the request carries no actor")
+		case r.status.Phase.Terminal() || r.ending:
+			return refuse(ErrTypeConflict, "release %s is ending or has ended (%s)", r.in.ID, r.status.Phase)
+		case pause && r.paused:
+			return refuse(ErrTypeConflict, "release %s is already paused by %s", r.in.ID, r.pausedBy.Actor.Name)
+		case !pause && !r.paused:
+			return refuse(ErrTypeConflict, "release %s is not paused", r.in.ID)
+		case pause && strings.TrimSpace(req.Reason) == "":
+			return refuse(ErrTypeInvalid, "a pause needs a reason, so others know why the release waits")
+		case req.Actor.Name != r.in.Requester.Name && !req.Actor.HasAnyRole(r.in.Runbook.RollbackAuthority):
+			verb := "resume"
+			if pause {
+				verb = "pause"
+			}
+			return refuse(ErrTypeForbidden, "%s cannot %s this release: only its requester or the roles %s may", req.Actor.Name, verb, joinRoles(r.in.Runbook.RollbackAuthority))
+		}
+		return nil
+	}
+}
+
+// holdWhilePaused keeps a paused release before the stage until it is resumed or aborted.
+func (r *release) holdWhilePaused(ctx workflow.Context, stage string) (Phase, string) {
+	if !r.paused {
+		return "", ""
+	}
+	before := r.status.Phase
+	r.status.PausedBy = r.pausedBy.Actor.Name
+	r.status.PauseReason = r.pausedBy.Reason
+	r.event(ctx, "paused before stage %s", stage)
+	r.setPhase(ctx, PhasePaused)
+	if err := workflow.Await(ctx, func() bool { return !r.paused || r.abort != nil }); err != nil {
+		return PhaseFailed, fmt.Sprintf("paused: %v", err)
+	}
+	r.status.PausedBy, r.status.PauseReason = "", ""
+	if r.abort != nil {
+		return PhaseAborted, r.abortReason()
+	}
+	r.setPhase(ctx, before)
+	return "", ""
 }
 
 func (r *release) validateDecision(reject bool) func(workflow.Context, ApprovalRequest) error {

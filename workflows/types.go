@@ -119,8 +119,10 @@ const (
 	PhaseChecking         Phase = "checking"
 	PhaseAwaitingApproval Phase = "awaiting_approval"
 	// PhaseFrozen: the next stage is in a freeze window; the release waits for it to end.
-	PhaseFrozen      Phase = "frozen"
-	PhaseDeploying   Phase = "deploying"
+	PhaseFrozen    Phase = "frozen"
+	PhaseDeploying Phase = "deploying"
+	// PhasePaused: an operator paused the release; it waits before its next stage.
+	PhasePaused      Phase = "paused"
 	PhaseStabilizing Phase = "stabilizing"
 	PhaseRollingBack Phase = "rolling_back"
 	PhaseSucceeded   Phase = "succeeded"
@@ -202,6 +204,9 @@ type ReleaseStatus struct {
 	Approvals           []ApprovalStatus `json:"approvals,omitempty"`
 	Failure             string           `json:"failure,omitempty"`
 	StabilizationEndsAt *time.Time       `json:"stabilizationEndsAt,omitempty"`
+	// PausedBy and PauseReason say who paused the release and why.
+	PausedBy    string `json:"pausedBy,omitempty"`
+	PauseReason string `json:"pauseReason,omitempty"`
 	// FreezeReason and FrozenUntil say why and until when a frozen release waits.
 	FreezeReason string     `json:"freezeReason,omitempty"`
 	FrozenUntil  *time.Time `json:"frozenUntil,omitempty"`

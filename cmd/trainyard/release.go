@@ -65,6 +65,7 @@ func newReleaseCmd() *cobra.Command {
 		newReleaseApproveCmd(r),
 		newReleaseRejectCmd(r),
 		newReleaseAbortCmd(r),
+		newReleasePauseCmd(r), newReleaseResumeCmd(r),
 		newReleaseWatchCmd(r),
 	)
 	return cmd
