@@ -254,12 +254,6 @@ func (s *Server) existingStatus(c *gin.Context, id string) (workflows.ReleaseSta
 	return st, true
 }
 
-var phases = []workflows.Phase{
-	workflows.PhasePending, workflows.PhaseAwaitingApproval, workflows.PhaseDeploying,
-	workflows.PhaseStabilizing, workflows.PhaseRollingBack, workflows.PhaseSucceeded,
-	workflows.PhaseRolledBack, workflows.PhaseRejected, workflows.PhaseAborted, workflows.PhaseFailed,
-}
-
 func (s *Server) listReleases(c *gin.Context) {
 	f := store.ReleaseFilter{
 		Runbook:     c.Query("runbook"),
@@ -267,8 +261,8 @@ func (s *Server) listReleases(c *gin.Context) {
 		Environment: c.Query("environment"),
 	}
 	if f.Phase != "" && !knownPhase(f.Phase) {
-		names := make([]string, len(phases))
-		for i, p := range phases {
+		names := make([]string, len(workflows.Phases))
+		for i, p := range workflows.Phases {
 			names[i] = string(p)
 		}
 		fail(c, http.StatusBadRequest, fmt.Sprintf("phase %q is not a phase; use one of %s", f.Phase, strings.Join(names, ", ")))
@@ -291,7 +285,7 @@ func (s *Server) listReleases(c *gin.Context) {
 }
 
 func knownPhase(v string) bool {
-	for _, p := range phases {
+	for _, p := range workflows.Phases {
 		if string(p) == v {
 			return true
 		}

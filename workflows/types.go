@@ -132,6 +132,13 @@ const (
 	PhaseFailed      Phase = "failed"
 )
 
+// Phases lists every phase, for filters and documentation. A phase added above must be
+// added here.
+var Phases = []Phase{
+	PhasePending, PhaseChecking, PhaseAwaitingApproval, PhaseFrozen, PhaseDeploying, PhasePaused,
+	PhaseStabilizing, PhaseRollingBack, PhaseSucceeded, PhaseRolledBack, PhaseRejected, PhaseAborted, PhaseFailed,
+}
+
 // Terminal reports whether the release has ended.
 func (p Phase) Terminal() bool {
 	switch p {
