@@ -121,6 +121,9 @@ type DecisionRequest struct {
 	Gate     string `json:"gate"`
 	Decision string `json:"decision"`
 	Comment  string `json:"comment,omitempty"`
+	// AcknowledgePreMortem acknowledges the release's expected failure modes (required to
+	// approve a release whose runbook lists them).
+	AcknowledgePreMortem bool `json:"acknowledgePreMortem,omitempty"`
 }
 
 // Decide approves or rejects a gate. Repeating the same decision applies it once.

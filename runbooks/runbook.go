@@ -45,6 +45,9 @@ type Runbook struct {
 	OnFreeze      string         `yaml:"onFreeze,omitempty" json:"onFreeze,omitempty"`
 	CAB           *CAB           `yaml:"cab,omitempty" json:"cab,omitempty"`
 	ChangeRequest *ChangeRequest `yaml:"changeRequest,omitempty" json:"changeRequest,omitempty"`
+	// PreMortem lists the ways this release is expected to fail and what mitigates each;
+	// approvers see them and acknowledge them with their approval.
+	PreMortem []FailureMode `yaml:"preMortem,omitempty" json:"preMortem,omitempty"`
 	// RollbackAuthority names the roles that may abort a release or order a rollback (the
 	// requester always may abort).
 	RollbackAuthority []string `yaml:"rollbackAuthority,omitempty" json:"rollbackAuthority,omitempty"`

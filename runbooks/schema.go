@@ -188,6 +188,13 @@ func (c CAB) Gate(before string) ApprovalGate {
 	return ApprovalGate{Name: CABGateName, Before: before, Roles: c.Roles, Count: c.Count, Timeout: timeout}
 }
 
+// FailureMode is one entry of a pre-mortem: how the release could fail, and what is ready
+// for it.
+type FailureMode struct {
+	Failure    string `yaml:"failure" json:"failure"`
+	Mitigation string `yaml:"mitigation" json:"mitigation"`
+}
+
 // ChangeRequest opens and closes a change request in an ITSM system.
 type ChangeRequest struct {
 	Provider        string `yaml:"provider" json:"provider"`

@@ -535,6 +535,11 @@ func (v *validator) governance(r Runbook) {
 		v.enum("changeRequest.provider", "change request provider", cr.Provider, ChangeRequestProviders, true)
 	}
 	v.texts("rollbackAuthority", "role", r.RollbackAuthority)
+	for i, fm := range r.PreMortem {
+		p := fmt.Sprintf("preMortem[%d]", i)
+		v.required(p+".failure", fm.Failure, "say how the release could fail, such as: the new index build locks the orders table")
+		v.required(p+".mitigation", fm.Mitigation, "say what is ready when it does, such as: the migration builds the index concurrently; rollback drops it")
+	}
 }
 
 func (v *validator) analyses(as []Analysis) {

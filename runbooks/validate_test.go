@@ -194,6 +194,7 @@ func TestValidate_Governance(t *testing.T) {
 		{name: "cab without roles", yaml: "cab: {when: risk.score >= 70}", path: "cab.roles", msg: "roles is empty"},
 		{name: "change request provider", yaml: "changeRequest: {provider: servicenwo}", path: "changeRequest.provider", msg: `did you mean "servicenow"?`},
 		{name: "change request without provider", yaml: "changeRequest: {template: std}", path: "changeRequest.provider", msg: "change request provider is required"},
+		{name: "pre-mortem without mitigation", yaml: "preMortem: [{failure: the index build locks orders}]", path: "preMortem[0].mitigation", msg: "mitigation is required"},
 		{name: "empty rollback authority", yaml: "rollbackAuthority: [\"\"]", path: "rollbackAuthority[0]", msg: "name a role"},
 	})
 }

@@ -339,6 +339,8 @@ type decisionRequest struct {
 	Gate     string `json:"gate"`
 	Decision string `json:"decision"`
 	Comment  string `json:"comment"`
+	// AcknowledgePreMortem: the approver read the release's expected failure modes.
+	AcknowledgePreMortem bool `json:"acknowledgePreMortem"`
 }
 
 const decisionExample = `{"gate":"production","decision":"approve","comment":"checked the canary"}`
@@ -374,7 +376,7 @@ func (s *Server) decide(c *gin.Context) {
 	p := principal(c)
 	updateID := decisionUpdateID(req.Decision, req.Gate, p.Name, key)
 	details["updateId"] = updateID
-	ar := workflows.ApprovalRequest{Gate: req.Gate, Actor: p, Comment: req.Comment}
+	ar := workflows.ApprovalRequest{Gate: req.Gate, Actor: p, Comment: req.Comment, AcknowledgePreMortem: req.AcknowledgePreMortem}
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
 	defer cancel()

@@ -397,3 +397,57 @@ func (f *failingReports) Reports(context.Context, string) ([]store.ScanReport, e
 }
 
 type testsuiteCallback = testsuite.TestUpdateCallback
+
+func (s *ReleaseSuite) TestPreMortem_ApproversMustAcknowledgeIt() {
+	s.input.Runbook.PreMortem = []runbooks.FailureMode{{Failure: "the index build locks orders", Mitigation: "built concurrently; rollback drops it"}}
+	var poll func()
+	poll = func() {
+		st := s.status()
+		if st.Approvals[0].State != GateWaiting {
+			s.env.RegisterDelayedCallback(poll, time.Second)
+			return
+		}
+		s.Len(st.PreMortem, 1, "the status shows what approvers acknowledge")
+		s.env.UpdateWorkflow(UpdateApprove, "approve/alice/1", refusedWith(s, "expected failure mode"), ApprovalRequest{Gate: "prod-signoff", Actor: alice})
+		s.env.UpdateWorkflow(UpdateApprove, "approve/alice/2", accepted(s.T()), ApprovalRequest{Gate: "prod-signoff", Actor: alice, AcknowledgePreMortem: true})
+	}
+	s.env.RegisterDelayedCallback(poll, time.Second)
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	st := s.result()
+	s.Equal(PhaseSucceeded, st.Phase)
+	s.True(st.Approvals[0].Decisions[0].AcknowledgedPreMortem)
+}
+
+func (s *ReleaseSuite) TestFreeze_AWaiverThatExpiredDuringTheApprovalWaitNoLongerApplies() {
+	// The waiver covers the freeze when staging is checked; by the time production is
+	// reached, after a three-hour approval wait, it has expired: the store says frozen again
+	// until the window ends, and the release waits for it.
+	s.input.Runbook.Freezes = []string{"holidays"}
+	var until time.Time
+	s.store.freeze = func(q store.FreezeQuery) (store.FreezeDecision, error) {
+		if q.Environment == "staging" {
+			return store.FreezeDecision{Calendar: "holidays", Waiver: "WVR-2026-003"}, nil
+		}
+		if until.IsZero() {
+			until = s.env.Now().Add(2 * time.Hour)
+		}
+		if s.env.Now().Before(until) {
+			return store.FreezeDecision{Frozen: true, Calendar: "holidays", Reason: "holidays (waiver WVR-2026-003 expired)", Until: until}, nil
+		}
+		return store.FreezeDecision{}, nil
+	}
+	var frozen bool
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateApprove, "approve/alice", accepted(s.T()), ApprovalRequest{Gate: "prod-signoff", Actor: alice})
+	}, 3*time.Hour)
+	s.env.RegisterDelayedCallback(func() { frozen = s.status().Phase == PhaseFrozen }, 4*time.Hour)
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.True(frozen, "production waited out the freeze the expired waiver no longer covered")
+	s.Equal(PhaseSucceeded, s.result().Phase)
+}

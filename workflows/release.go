@@ -97,7 +97,7 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 	st := ReleaseStatus{
 		ID: in.ID, Runbook: in.Runbook.Name, RunbookHash: in.RunbookHash, Version: in.Version, Requester: in.Requester,
-		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx),
+		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx), PreMortem: in.Runbook.PreMortem,
 	}
 	for _, s := range in.Runbook.Stages {
 		ss := StageStatus{Name: s.Name, Environment: s.Environment, State: StatePending}
@@ -560,6 +560,7 @@ func (r *release) registerHandlers(ctx workflow.Context) error {
 			gs := r.gate(req.Gate)
 			gs.Decisions = append(gs.Decisions, Decision{
 				Actor: req.Actor.Name, Roles: req.Actor.Roles, Decision: decision, Comment: req.Comment, At: workflow.Now(ctx),
+				AcknowledgedPreMortem: decision == GateApproved && req.AcknowledgePreMortem,
 			})
 			if decision == GateRejected {
 				gs.State = GateRejected
@@ -695,6 +696,9 @@ func (r *release) validateDecision(reject bool) func(workflow.Context, ApprovalR
 			if d.Actor == req.Actor.Name {
 				return refuse(ErrTypeConflict, "%s already decided %s", req.Actor.Name, req.Gate)
 			}
+		}
+		if !reject && len(r.in.Runbook.PreMortem) > 0 && !req.AcknowledgePreMortem {
+			return refuse(ErrTypeInvalid, "release %s lists %d expected failure mode(s) with their mitigations (preMortem in its status); read them and approve again acknowledging them (acknowledgePreMortem: true, or --acknowledge-pre-mortem)", r.in.ID, len(r.in.Runbook.PreMortem))
 		}
 		return nil
 	}

@@ -224,6 +224,8 @@ type ReleaseStatus struct {
 	Impact *risk.Impact     `json:"impact,omitempty"`
 	// Gates are the readiness gates and their verdicts.
 	Gates []GateStatus `json:"gates,omitempty"`
+	// PreMortem is the runbook's expected failure modes, which approvers acknowledge.
+	PreMortem []runbooks.FailureMode `json:"preMortem,omitempty"`
 	// Waivers lists the waivers that let the release past a gate, policy or freeze.
 	Waivers   []string   `json:"waivers,omitempty"`
 	StartedAt time.Time  `json:"startedAt"`
@@ -278,6 +280,8 @@ type Decision struct {
 	Decision string    `json:"decision"`
 	Comment  string    `json:"comment,omitempty"`
 	At       time.Time `json:"at"`
+	// AcknowledgedPreMortem is set when the approver acknowledged the expected failure modes.
+	AcknowledgedPreMortem bool `json:"acknowledgedPreMortem,omitempty"`
 }
 
 // Event is one line of the release timeline.
@@ -291,6 +295,9 @@ type ApprovalRequest struct {
 	Gate    string    `json:"gate"`
 	Actor   Principal `json:"actor"`
 	Comment string    `json:"comment,omitempty"`
+	// AcknowledgePreMortem says the approver read the runbook's expected failure modes; an
+	// approval of a release that lists them needs it.
+	AcknowledgePreMortem bool `json:"acknowledgePreMortem,omitempty"`
 }
 
 // ApprovalResult is what an approve or reject Update returns.

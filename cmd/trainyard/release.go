@@ -205,16 +205,18 @@ func newReleaseStatusCmd(r *releaseCLI) *cobra.Command {
 
 func newReleaseApproveCmd(r *releaseCLI) *cobra.Command {
 	var gate, comment string
+	var ack bool
 	cmd := &cobra.Command{
 		Use:   "approve ID",
 		Short: "Approve an approval gate of a release (the one waiting, unless --gate names it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return decide(cmd, r, args[0], apiclient.DecisionApprove, gate, comment)
+			return decide(cmd, r, args[0], apiclient.DecisionRequest{Decision: apiclient.DecisionApprove, Gate: gate, Comment: comment, AcknowledgePreMortem: ack})
 		},
 	}
 	cmd.Flags().StringVar(&gate, "gate", "", "the approval gate (default: the one gate waiting)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why you approve")
+	cmd.Flags().BoolVar(&ack, "acknowledge-pre-mortem", false, "acknowledge the release's expected failure modes (required when its runbook lists them; see release status)")
 	return cmd
 }
 
@@ -225,7 +227,7 @@ func newReleaseRejectCmd(r *releaseCLI) *cobra.Command {
 		Short: "Reject an approval gate of a release, which stops it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return decide(cmd, r, args[0], apiclient.DecisionReject, gate, reason)
+			return decide(cmd, r, args[0], apiclient.DecisionRequest{Decision: apiclient.DecisionReject, Gate: gate, Comment: reason})
 		},
 	}
 	cmd.Flags().StringVar(&gate, "gate", "", "the approval gate (default: the one gate waiting)")
@@ -234,27 +236,27 @@ func newReleaseRejectCmd(r *releaseCLI) *cobra.Command {
 	return cmd
 }
 
-func decide(cmd *cobra.Command, r *releaseCLI, id, decision, gate, comment string) error {
+func decide(cmd *cobra.Command, r *releaseCLI, id string, req apiclient.DecisionRequest) error {
 	c, err := r.client()
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	if gate == "" {
+	if req.Gate == "" {
 		st, err := c.Status(ctx, id)
 		if err != nil {
 			return explain(err)
 		}
-		if gate, err = waitingGate(st); err != nil {
+		if req.Gate, err = waitingGate(st); err != nil {
 			return err
 		}
 	}
-	res, err := c.Decide(ctx, id, apiclient.DecisionRequest{Gate: gate, Decision: decision, Comment: comment})
+	res, err := c.Decide(ctx, id, req)
 	if err != nil {
 		return explain(err)
 	}
 	verb := "Approved"
-	if decision == apiclient.DecisionReject {
+	if req.Decision == apiclient.DecisionReject {
 		verb = "Rejected"
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s gate %s of %s: gate is %s (%d of %d approvals)\n", verb, res.Gate, id, res.State, res.Approvals, res.Required)
@@ -519,6 +521,38 @@ func renderStatus(w io.Writer, s workflows.ReleaseStatus) {
 			}
 		}
 		row("Components", strings.Join(comps, ", "))
+	}
+	if s.Risk != nil {
+		risk := fmt.Sprintf("%d (%s)", s.Risk.Score, s.Risk.Level)
+		var parts []string
+		for _, f := range s.Risk.Factors {
+			if f.Points > 0 {
+				parts = append(parts, fmt.Sprintf("%s +%.1f: %s", f.Name, f.Points, f.Why))
+			}
+		}
+		if len(parts) > 0 {
+			risk += "; " + strings.Join(parts, "; ")
+		}
+		row("Risk", risk)
+	}
+	if s.PausedBy != "" {
+		row("Paused by", s.PausedBy+": "+s.PauseReason)
+	}
+	if s.FreezeReason != "" {
+		row("Frozen", s.FreezeReason)
+	}
+	for _, g := range s.Gates {
+		line := g.State
+		if g.Summary != "" {
+			line += ": " + g.Summary
+		}
+		if g.Waiver != "" {
+			line += " (waiver " + g.Waiver + ")"
+		}
+		row("Gate "+g.Name, line)
+	}
+	for i, fm := range s.PreMortem {
+		row(fmt.Sprintf("Pre-mortem %d", i+1), fm.Failure+" -> "+fm.Mitigation)
 	}
 	if s.Failure != "" {
 		row("Failure", s.Failure)
