@@ -30,15 +30,22 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
 
-## bench: the HTTP-vs-SDK overhead benchmarks in tests/
+## bench: the speed targets in tests/ (API vs raw SDK, Slack round trip, readiness, rollout, breach-to-rollback)
 bench: bin/temporal
 	./scripts/test-deps.sh
-	$(GO) test -run '^$$' -bench . -benchtime 400x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench 'StartRelease|Approve' -benchtime 400x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench 'SlackInteraction' -benchtime 200x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench 'ReadinessPhase|RolloutOverhead|BreachToRollback' -benchtime 5x -count 1 ./tests/
 
 clean:
 	rm -rf bin
 
+# The end-to-end tests whose releases are kept as replay histories, and the file prefix of
+# this recording (one per workflow version, so older histories stay beside newer ones).
+HISTORY_TESTS ?= TestRelease_SucceedsThroughTheAPI|TestRelease_DeployFailureRollsBackInReverse|TestReadiness_AGateWaiverLetsTheNextReleaseThrough|TestLock_OneReleaseAtATimeInAnEnvironment|TestStabilization|TestRollout_
+HISTORY_PREFIX ?= v4-
+
 ## record-histories: record release histories for the replay tests (after a deliberate, versioned change)
 record-histories: bin/temporal
 	./scripts/test-deps.sh
-	TRAINYARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRelease_SucceedsThroughTheAPI|TestRelease_DeployFailureRollsBackInReverse' ./tests/
+	TRAINYARD_RECORD_HISTORIES=$(HISTORY_PREFIX) $(GO) test -count=1 -run '$(HISTORY_TESTS)' ./tests/

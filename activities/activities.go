@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/trainyard/trainyard/freeze"
 	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/integrations/prometheus"
@@ -43,6 +45,11 @@ type Store interface {
 	ActiveWaivers(ctx context.Context, m store.WaiverMatch) ([]store.Waiver, error)
 	// AppendAudit writes an audit row.
 	AppendAudit(ctx context.Context, e store.AuditEvent) (int64, error)
+	// ReservationStatus says whether another holder's reservation keeps a release out of an
+	// environment at a time.
+	ReservationStatus(ctx context.Context, environment, runbook, releaseID string, at time.Time) (store.ReservationWait, error)
+	// RecordPromotions stores what a stage promoted.
+	RecordPromotions(ctx context.Context, ps []store.Promotion) error
 	// FreezeStatus says whether the runbook's freeze calendars hold a release now, and which
 	// waiver lets it through; a waiver's use is audited.
 	FreezeStatus(ctx context.Context, files *freeze.Catalog, q store.FreezeQuery) (store.FreezeDecision, error)
@@ -76,8 +83,17 @@ type Activities struct {
 	BusinessCalendars []string
 	// Metrics answers PromQL queries (prometheus.url); nil when none is configured.
 	Metrics prometheus.Querier
+	// Temporal is the client the main worker uses to reach environment locks; nil on site
+	// workers.
+	Temporal client.Client
 	// Notifier delivers escalations to people; nil writes them to the audit trail and log only.
 	Notifier Notifier
+	// Grafana draws release markers as annotations (grafana.url); nil when off.
+	Grafana *Annotations
+	// Slack shows releases in their runbooks' channels (PublishRelease); nil when Slack is off.
+	Slack *Slack
+	// Deploy holds the clients cloud targets deploy through (config rollout.*).
+	Deploy DeployClients
 }
 
 func (a *Activities) location() *time.Location {

@@ -259,3 +259,172 @@ func TestTargetActivities_WithoutRunnerAreMisconfigured(t *testing.T) {
 		require.Contains(t, appErr.Message(), "trainyard worker --site dc1", name)
 	}
 }
+
+// recordOps is a command.Fake that notes each command's operation and side, and fails the
+// commands fail says.
+func recordOps(fail func(spec command.Spec) *command.ExitError) *command.Fake {
+	return &command.Fake{RunFunc: func(_ context.Context, spec command.Spec) (command.Result, error) {
+		if fail != nil {
+			if err := fail(spec); err != nil {
+				return command.Result{ExitCode: err.ExitCode, Output: err.Output}, err
+			}
+		}
+		return command.Result{Output: "ok\n"}, nil
+	}}
+}
+
+func opsOf(fake *command.Fake) []string {
+	var out []string
+	for _, c := range fake.Calls() {
+		e := envOf(c.Env)
+		op := e["TRAINYARD_OPERATION"]
+		if side := e["TRAINYARD_SIDE"]; side != "" {
+			op += ":" + side + "/" + e["TRAINYARD_LIVE_SIDE"]
+		}
+		if w := e["TRAINYARD_WEIGHT"]; w != "" {
+			op += ":" + w + "%"
+		}
+		if s := e["TRAINYARD_SWITCHED"]; s != "" {
+			op += ":switched=" + s
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+func TestCommandBlueGreen_DeploysTheIdleSideSwitchesAndRemembersTheLiveOne(t *testing.T) {
+	t.Parallel()
+	fake := recordOps(nil)
+	acts := &Activities{Runner: fake, WorkDir: t.TempDir()}
+	req := targetRequest()
+	req.Strategy, req.RollbackWindow = runbooks.StrategyBlueGreen, runbooks.Duration(time.Hour)
+
+	// The first release finds blue live: it deploys green and switches to it.
+	req.Undo = run(t, acts, acts.DeployTarget, req).Undo
+	require.Equal(t, &Undo{Side: SideGreen, LiveSide: SideBlue}, req.Undo)
+	req.Switch = true
+	req.Undo = run(t, acts, acts.ShiftTraffic, req).Undo
+	require.True(t, req.Undo.Switched)
+	require.Equal(t, "1h0m0s", envOf(fake.Calls()[1].Env)["TRAINYARD_ROLLBACK_WINDOW"])
+
+	// The next one finds green live and deploys blue; its rollback switches back to green.
+	next := targetRequest()
+	next.Strategy = runbooks.StrategyBlueGreen
+	next.Undo = run(t, acts, acts.DeployTarget, next).Undo
+	require.Equal(t, &Undo{Side: SideBlue, LiveSide: SideGreen}, next.Undo)
+	next.Switch = true
+	next.Undo = run(t, acts, acts.ShiftTraffic, next).Undo
+	next.Switch = false
+	run(t, acts, acts.RollbackTarget, next)
+
+	require.Equal(t, []string{
+		"deploy:green/blue", "switch:green/blue", "deploy:blue/green", "switch:blue/green", "rollback:blue/green:switched=true",
+	}, opsOf(fake))
+	again := targetRequest()
+	again.Strategy = runbooks.StrategyBlueGreen
+	require.Equal(t, SideBlue, run(t, acts, acts.DeployTarget, again).Undo.Side, "after the rollback green is live again, so blue is idle")
+}
+
+func TestCommandBlueGreen_AFailedSwitchLeavesTheLiveSideAsItWas(t *testing.T) {
+	t.Parallel()
+	fake := recordOps(func(spec command.Spec) *command.ExitError {
+		if envOf(spec.Env)["TRAINYARD_OPERATION"] == OpSwitch {
+			return &command.ExitError{ExitCode: 1, Output: "load balancer refused\n"}
+		}
+		return nil
+	})
+	acts := &Activities{Runner: fake, WorkDir: t.TempDir()}
+	req := targetRequest()
+	req.Strategy = runbooks.StrategyBlueGreen
+	req.Undo = run(t, acts, acts.DeployTarget, req).Undo
+	req.Switch = true
+
+	_, err := newActivityEnv(t, acts).ExecuteActivity(acts.ShiftTraffic, req)
+	require.Equal(t, ErrTypeCommandFailed, requireApplicationError(t, err).Type())
+
+	req.Switch, req.Undo = false, nil
+	require.Equal(t, SideGreen, run(t, acts, acts.DeployTarget, req).Undo.Side, "blue is still live")
+}
+
+func TestCommandCanary_StepsRunTheDeployCommandWithTheWeight(t *testing.T) {
+	t.Parallel()
+	fake := recordOps(nil)
+	acts := &Activities{Runner: fake, WorkDir: t.TempDir()}
+	req := targetRequest()
+	req.Strategy, req.Weight = runbooks.StrategyCanary, 10
+	res := run(t, acts, acts.DeployTarget, req)
+	require.Equal(t, 10, res.Weight)
+	req.Weight = 50
+	run(t, acts, acts.ShiftTraffic, req)
+
+	require.Equal(t, []string{"deploy:10%", "weight:50%"}, opsOf(fake))
+	require.Equal(t, "./deploy.sh", fake.Calls()[1].Script, "the deploy command moves the weight")
+}
+
+func TestResyncTarget_RunsTheDeployCommandWithThePreviousVersion(t *testing.T) {
+	t.Parallel()
+	fake := recordOps(nil)
+	acts := &Activities{Runner: fake, WorkDir: t.TempDir()}
+
+	run(t, acts, acts.ResyncTarget, targetRequest())
+
+	e := envOf(fake.Calls()[0].Env)
+	require.Equal(t, OpResync, e["TRAINYARD_OPERATION"])
+	require.Equal(t, "1.2.2", e["TRAINYARD_VERSION"])
+
+	first := targetRequest()
+	first.PreviousVersion = ""
+	_, err := newActivityEnv(t, acts).ExecuteActivity(acts.ResyncTarget, first)
+	require.Contains(t, requireApplicationError(t, err).Message(), "no previous version to put back")
+}
+
+func TestShiftTraffic_KindsWithoutTrafficRefuse(t *testing.T) {
+	t.Parallel()
+	acts := &Activities{}
+	req := spinnakerRequest()
+	req.Weight = 10
+	_, err := newActivityEnv(t, acts).ExecuteActivity(acts.ShiftTraffic, req)
+	require.Contains(t, requireApplicationError(t, err).Message(), "spinnaker targets take no canary weights (target shop-prod)")
+}
+
+func TestCheckDrift_CommandExitCodeSaysDriftedInSyncOrUnknown(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		exit    int
+		drifted bool
+		err     string
+	}{
+		{"in sync", 0, false, ""},
+		{"drifted", 1, true, ""},
+		{"could not tell", 2, false, "drift check of web-eu could not tell (command exited with status 2: nginx.conf: permission denied; exit 1 means drifted, 0 in sync)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acts := &Activities{Runner: command.Shell{}, WorkDir: t.TempDir()}
+			req := targetRequest()
+			req.Target.Drift = map[int]string{
+				0: `echo "matches $TRAINYARD_PREVIOUS_VERSION"`,
+				1: `echo "nginx.conf differs from $TRAINYARD_PREVIOUS_VERSION"; exit 1`,
+				2: `echo "nginx.conf: permission denied" >&2; exit 2`,
+			}[tc.exit]
+
+			val, err := newActivityEnv(t, acts).ExecuteActivity(acts.CheckDrift, req)
+
+			if tc.err != "" {
+				appErr := requireApplicationError(t, err)
+				require.True(t, appErr.NonRetryable())
+				require.Equal(t, tc.err, appErr.Message())
+				return
+			}
+			require.NoError(t, err)
+			var d DriftResult
+			require.NoError(t, val.Get(&d))
+			require.Equal(t, tc.drifted, d.Drifted)
+			if tc.drifted {
+				require.Equal(t, "the drift command says: nginx.conf differs from 1.2.2", d.Detail)
+			}
+		})
+	}
+}

@@ -49,6 +49,9 @@ type Config struct {
 	ServiceNow ServiceNow  `yaml:"servicenow"`
 	Governance Governance  `yaml:"governance"`
 	Prometheus Prometheus  `yaml:"prometheus"`
+	Slack      Slack       `yaml:"slack"`
+	Grafana    Grafana     `yaml:"grafana"`
+	Rollout    Rollout     `yaml:"rollout"`
 }
 
 // Governance configures freeze calendars and waivers.
@@ -68,6 +71,10 @@ type Governance struct {
 	// Timezone is the business's time zone (TRAINYARD_TIMEZONE, an IANA name such as
 	// Europe/Berlin): risk judges weekends and working hours in it. UTC when empty.
 	Timezone string `yaml:"timezone"`
+	// SiteZones maps each site to its data-residency zone (dc1: eu). A stage with
+	// residency may only deploy to sites of that zone; the server refuses a release that would
+	// cross it.
+	SiteZones map[string]string `yaml:"siteZones"`
 	// BusinessCalendars name freeze calendars (files or API) that hold every release's
 	// production stages, whatever its runbook says: peak seasons, campaigns.
 	BusinessCalendars []string `yaml:"businessCalendars"`
@@ -314,6 +321,9 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.ServiceNow.User, "TRAINYARD_SERVICENOW_USER")
 	set(&c.ServiceNow.Password, "TRAINYARD_SERVICENOW_PASSWORD")
 	set(&c.ServiceNow.Token, "TRAINYARD_SERVICENOW_TOKEN")
+	c.Slack.applyEnv(getenv)
+	c.Grafana.applyEnv(getenv)
+	c.Rollout.applyEnv(getenv)
 	for i, p := range c.Principals {
 		if p.TokenEnv != "" {
 			c.Principals[i].Token = getenv(p.TokenEnv)
@@ -378,6 +388,9 @@ func (c Config) Validate(allowDevTokens bool) error {
 		tokens[p.Token] = p.Name
 	}
 	errs = append(errs, c.ServiceNow.validate()...)
+	errs = append(errs, c.Slack.validate()...)
+	errs = append(errs, c.Grafana.validate()...)
+	errs = append(errs, c.Rollout.validate()...)
 	return errors.Join(errs...)
 }
 

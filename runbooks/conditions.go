@@ -1033,5 +1033,5 @@ func newSortedMap(m map[string]any) sortedMap {
 }
 
 func (m sortedMap) Iterator() traits.Iterator {
-	return types.NewStringList(types.DefaultTypeAdapter, m.keys).(traits.Lister).Iterator()
+	return types.NewStringList(types.DefaultTypeAdapter, m.keys).Iterator()
 }

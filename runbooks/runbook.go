@@ -137,6 +137,13 @@ type Target struct {
 	// Heartbeat is how long the site worker may stay silent before Temporal treats the
 	// command as lost and retries it elsewhere (or on the restarted worker).
 	Heartbeat Duration `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
+	// Drift (command targets) is a shell command the site worker runs before deploying, to
+	// compare the target with what the last release left: exit 0 when it matches, 1 when it
+	// drifted (its last line says how), anything else when it could not tell.
+	Drift string `yaml:"drift,omitempty" json:"drift,omitempty"`
+	// OnDrift is what a deploy does about drift (argocd: the app is OutOfSync; command: the
+	// drift command exits 1): warn (the default), fail, or resync. See DriftActions.
+	OnDrift string `yaml:"onDrift,omitempty" json:"onDrift,omitempty"`
 
 	ArgoCD    *ArgoCDTarget    `yaml:"argocd,omitempty" json:"argocd,omitempty"`
 	Spinnaker *SpinnakerTarget `yaml:"spinnaker,omitempty" json:"spinnaker,omitempty"`
@@ -286,3 +293,38 @@ func (g ReadinessGate) TimeoutOrDefault() time.Duration {
 
 // OnSite reports whether the gate runs a command on a site worker.
 func (g ReadinessGate) OnSite() bool { return g.Run != "" }
+
+// HasDAG reports whether any stage names the stages it runs after; otherwise stages run in
+// declaration order.
+func (r Runbook) HasDAG() bool {
+	for _, s := range r.Stages {
+		if len(s.After) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// StageDeps lists, for each stage, the indexes of the stages it waits for: those its after
+// names, or the stage above when after is empty. Validation guarantees after names only
+// stages above, so the graph has no cycle.
+func (r Runbook) StageDeps() [][]int {
+	idx := map[string]int{}
+	for i, s := range r.Stages {
+		idx[s.Name] = i
+	}
+	deps := make([][]int, len(r.Stages))
+	for i, s := range r.Stages {
+		switch {
+		case len(s.After) > 0:
+			for _, a := range s.After {
+				if j, ok := idx[a]; ok {
+					deps[i] = append(deps[i], j)
+				}
+			}
+		case i > 0:
+			deps[i] = []int{i - 1}
+		}
+	}
+	return deps
+}

@@ -270,6 +270,26 @@ type ExitCriteria struct {
 	Checks   []HTTPCheck `yaml:"checks,omitempty" json:"checks,omitempty"`
 }
 
+// Drift actions (Target.OnDrift): warn goes on and says so, fail stops the target, resync
+// puts back what the last release left (argocd: a sync to git; command: the deploy command
+// with TRAINYARD_OPERATION=resync and the previous version) before deploying.
+const (
+	DriftWarn   = "warn"
+	DriftFail   = "fail"
+	DriftResync = "resync"
+)
+
+// DriftActions lists every drift action; the first is the default.
+var DriftActions = []string{DriftWarn, DriftFail, DriftResync}
+
+// DriftActionOrDefault is what the target does about drift.
+func (t Target) DriftActionOrDefault() string {
+	if t.OnDrift == "" {
+		return DriftWarn
+	}
+	return t.OnDrift
+}
+
 // ArgoCDTarget sets an Argo CD application's revision or image and syncs it.
 type ArgoCDTarget struct {
 	App      string `yaml:"app" json:"app"`

@@ -23,17 +23,19 @@ func TestUnsupported_NamesEveryDeclaredButUnenforcedPart(t *testing.T) {
 		edit func(*Runbook)
 		want string
 	}{
-		{"analysis", func(r *Runbook) { r.Analyses = []Analysis{{Name: "a"}} }, "analyses"},
-		{"dag", func(r *Runbook) { r.Stages[1].After = []string{"s1"} }, "stages[1].after"},
 		{"parity", func(r *Runbook) { r.Stages[1].Requires = []string{"hsm"} }, "stages[1].requires"},
-		{"canary", func(r *Runbook) { r.Stages[0].Strategy = &Strategy{Type: StrategyCanary} }, "stages[0].strategy"},
-		{"parallel rolling", func(r *Runbook) { r.Stages[0].Strategy = &Strategy{Type: StrategyRolling, MaxParallel: 2} }, "stages[0].strategy"},
-		{"smoke", func(r *Runbook) { r.Stages[0].Smoke = []HTTPCheck{{URL: "http://x"}} }, "stages[0].smoke"},
-		{"exit criteria", func(r *Runbook) { r.Stages[0].ExitCriteria = &ExitCriteria{} }, "stages[0].exitCriteria"},
-		{"argocd target", func(r *Runbook) { r.Stages[0].Targets[0] = Target{Name: "w", Kind: KindArgoCD} }, "stages[0].targets[0]"},
-		{"slo", func(r *Runbook) { r.Stabilization.SLO = &SLO{Objective: 99.9} }, "stabilization"},
-		{"paging", func(r *Runbook) { r.Stabilization.OnBreach = "page" }, "stabilization"},
-		{"circuit breaker", func(r *Runbook) { r.Rollback = &Rollback{CircuitBreaker: &CircuitBreaker{Scope: "runbook"}} }, "rollback"},
+		{"spinnaker canary", func(r *Runbook) {
+			r.Stages[0].Strategy = &Strategy{Type: StrategyCanary, Steps: []CanaryStep{{Weight: 100}}}
+			r.Stages[0].Targets[0] = Target{Name: "p", Kind: KindSpinnaker}
+		}, "stages[0].targets[0]"},
+		{"hardware blue-green", func(r *Runbook) {
+			r.Stages[1].Strategy = &Strategy{Type: StrategyBlueGreen, BlueGreen: &BlueGreen{}}
+			r.Stages[1].Targets[0] = Target{Name: "h", Kind: KindHardware, Site: "lab"}
+		}, "stages[1].targets[0]"},
+		{"flag blue-green", func(r *Runbook) {
+			r.Stages[0].Strategy = &Strategy{Type: StrategyBlueGreen, BlueGreen: &BlueGreen{}}
+			r.Stages[0].Targets[0] = Target{Name: "f", Kind: KindFlag}
+		}, "stages[0].targets[0]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +77,45 @@ func TestUnsupported_RollingOneAtATimeAndWholeReleaseRollbackAreEnforced(t *test
 		Name:     "r",
 		Stages:   []Stage{{Name: "s", Strategy: &Strategy{Type: StrategyRolling, MaxParallel: 1}, Targets: []Target{{Name: "t", Kind: KindCommand}}}},
 		Rollback: &Rollback{Scope: "release"},
+	}
+	require.Empty(t, Unsupported(rb))
+}
+
+func TestUnsupported_RolloutIsEnforced(t *testing.T) {
+	t.Parallel()
+	steps := []CanaryStep{{Weight: 10, Pause: Duration(time.Minute), Analysis: "errors"}, {Weight: 100}}
+	rb := Runbook{
+		Name:     "r",
+		Analyses: []Analysis{{Name: "errors", Provider: "prometheus", Query: "q", SuccessCondition: "result.value < 1"}},
+		Stages: []Stage{
+			{Name: "a", Strategy: &Strategy{Type: StrategyRolling, MaxParallel: 3}, Smoke: []HTTPCheck{{URL: "https://x.example"}},
+				ExitCriteria: &ExitCriteria{Analyses: []string{"errors"}},
+				Targets: []Target{
+					{Name: "c", Kind: KindCommand, Drift: "check", OnDrift: DriftResync},
+					{Name: "s", Kind: KindSpinnaker}, {Name: "h", Kind: KindHardware}, {Name: "f", Kind: KindFlag}, {Name: "g", Kind: KindArgoCD},
+				}},
+			{Name: "b", Strategy: &Strategy{Type: StrategyCanary, Steps: steps},
+				Targets: []Target{{Name: "c2", Kind: KindCommand}, {Name: "h2", Kind: KindHardware}, {Name: "f2", Kind: KindFlag}, {Name: "g2", Kind: KindArgoCD}}},
+			{Name: "c", Strategy: &Strategy{Type: StrategyBlueGreen, BlueGreen: &BlueGreen{RollbackWindow: Duration(time.Hour)}},
+				Targets: []Target{{Name: "c3", Kind: KindCommand}, {Name: "g3", Kind: KindArgoCD}}},
+		},
+	}
+	require.Empty(t, Unsupported(rb))
+}
+
+func TestUnsupported_StabilizationAndRollbackAreEnforced(t *testing.T) {
+	t.Parallel()
+	rb := Runbook{
+		Name:              "r",
+		RollbackAuthority: []string{"sre"},
+		Analyses:          []Analysis{{Name: "errors", Provider: "prometheus", Query: "q", FailureCondition: "result.value > 0.05", Baseline: true}},
+		Stages:            []Stage{{Name: "s", Environment: "production", Targets: []Target{{Name: "t", Kind: KindCommand}}}},
+		Stabilization: Stabilization{
+			Window: Duration(time.Hour), Analyses: []string{"errors"}, OnBreach: "page",
+			SLO:    &SLO{Objective: 99.9, ErrorRatio: "q", BurnRates: []BurnRate{{Long: Duration(time.Hour), Short: Duration(5 * time.Minute), Factor: 14.4}}},
+			Checks: []HTTPCheck{{Name: "checkout", URL: "https://shop.example/health"}},
+		},
+		Rollback: &Rollback{Scope: "stage", Budget: Duration(15 * time.Minute), ForwardFix: true, CircuitBreaker: &CircuitBreaker{Scope: "environment"}},
 	}
 	require.Empty(t, Unsupported(rb))
 }

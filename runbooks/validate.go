@@ -731,6 +731,8 @@ func (v *validator) target(tp string, t Target) {
 		}
 	}
 
+	v.drift(tp, t)
+
 	switch t.Kind {
 	case KindCommand:
 		v.site(tp+".site", t.Site)
@@ -770,6 +772,24 @@ func (v *validator) target(tp string, t Target) {
 		if t.Flag.Percent < 0 || t.Flag.Percent > 100 {
 			v.add(tp+".flag.percent", "percent %d is out of range: use 0 to 100", t.Flag.Percent)
 		}
+	}
+}
+
+// drift checks a target's drift command and what it does about drift: argocd targets
+// compare with git by themselves, command targets need a drift command to compare at all.
+func (v *validator) drift(tp string, t Target) {
+	if t.Drift != "" && t.Kind != KindCommand {
+		v.add(tp+".drift", "only for command targets: remove it (an argocd target is compared with git by Argo CD; other kinds have no drift check)")
+	}
+	if t.OnDrift == "" {
+		return
+	}
+	v.enum(tp+".onDrift", "drift action", t.OnDrift, DriftActions, false)
+	switch {
+	case t.Kind != KindCommand && t.Kind != KindArgoCD:
+		v.add(tp+".onDrift", "only for command and argocd targets: remove it (%s %s target has no drift check)", article(t.Kind), t.Kind)
+	case t.Kind == KindCommand && strings.TrimSpace(t.Drift) == "":
+		v.add(tp+".onDrift", "a command target's drift is found by its drift command: add drift: with a command that exits 1 when the target drifted, or remove onDrift")
 	}
 }
 
@@ -870,7 +890,7 @@ func unknownFieldMsg(key string, t reflect.Type) string {
 		return fmt.Sprintf("unknown field %q (did you mean %q?)", key, closest(key, names))
 	case t == runbookType:
 		return fmt.Sprintf("unknown field %q: check its spelling; only extension fields starting with x- may be added", key)
-	case len(names) <= 12:
+	case len(names) <= 13:
 		return fmt.Sprintf("unknown field %q: remove it, or use one of %s", key, strings.Join(names, ", "))
 	default:
 		return fmt.Sprintf("unknown field %q: remove it, or check its spelling in docs/runbooks.md", key)

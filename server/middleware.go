@@ -87,6 +87,7 @@ func (s *Server) recovery() gin.HandlerFunc {
 // when a handler reads past it (see readBody).
 func bodyLimit(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		limit := limit
 		if c.Request.Method == http.MethodPost && c.FullPath() == reportsRoute {
 			// Scan reports of large images run to megabytes; they are stored as sent.
 			limit = maxReportBytes

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,8 @@ type startRequest struct {
 	Version    string                `json:"version"`
 	Components []workflows.Component `json:"components"`
 	Change     workflows.Change      `json:"change"`
+	// Labels are compliance metadata kept with the release (sox: "true", ticket: CHG-1).
+	Labels map[string]string `json:"labels"`
 }
 
 type startResponse struct {
@@ -55,35 +58,57 @@ type startResponse struct {
 const startExample = `{"runbook":"hello","version":"1.2.3"}`
 
 func (s *Server) startRelease(c *gin.Context) {
+	a := httpActor(c)
 	var req startRequest
-	// A refused start is audited too: who tried to ship what, and why it was refused.
-	refuse := func(p *problem) {
-		s.audit(c, actionStart, "", store.OutcomeDenied, map[string]any{
+	if p := decodeJSON(c, &req, startExample); p != nil {
+		// A refused start is audited too: who tried to ship what, and why it was refused.
+		s.auditAs(c.Request.Context(), a, actionStart, "", store.OutcomeDenied, map[string]any{
 			"runbook": req.Runbook, "version": req.Version, "status": p.Status, "reason": p.Detail,
 		})
 		abortWithProblem(c, p)
-	}
-	if p := decodeJSON(c, &req, startExample); p != nil {
-		refuse(p)
 		return
 	}
-	key := c.GetHeader(headerIdempotencyKey)
+	resp, created, p := s.startAs(c.Request.Context(), a, req, c.GetHeader(headerIdempotencyKey))
+	if p != nil {
+		if p.Status >= http.StatusInternalServerError {
+			_ = c.Error(errors.New(p.Detail))
+		}
+		abortWithProblem(c, p)
+		return
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	c.Header("Location", resp.StatusURL)
+	c.JSON(status, resp)
+}
+
+// startAs starts a release for a after every check the API makes: the API and /release start
+// both come here, so a release starts under the same rules and audit whichever way it was
+// asked for. A refusal is audited and returned; created is false when the release existed.
+func (s *Server) startAs(ctx context.Context, a actor, req startRequest, key string) (startResponse, bool, *problem) {
+	refuse := func(p *problem) (startResponse, bool, *problem) {
+		s.auditAs(ctx, a, actionStart, "", store.OutcomeDenied, map[string]any{
+			"runbook": req.Runbook, "version": req.Version, "status": p.Status, "reason": p.Detail,
+		})
+		return startResponse{}, false, p
+	}
 	if p := checkStart(req, key); p != nil {
-		refuse(p)
-		return
+		return refuse(p)
 	}
 	rb, p := s.runbookFor(req.Runbook)
 	if p != nil {
-		refuse(p)
-		return
+		return refuse(p)
 	}
 	if p := checkEnforceable(rb); p != nil {
-		refuse(p)
-		return
+		return refuse(p)
+	}
+	if p := checkResidency(rb, s.deps.Governance.Config.SiteZones); p != nil {
+		return refuse(p)
 	}
 	if p := checkComponents(rb, req.Components); p != nil {
-		refuse(p)
-		return
+		return refuse(p)
 	}
 
 	id := workflows.ReleaseID(rb.Name, req.Version)
@@ -96,24 +121,23 @@ func (s *Server) startRelease(c *gin.Context) {
 		Runbook:     rb,
 		RunbookHash: runbooks.Hash(rb),
 		Version:     req.Version,
-		Requester:   principal(c),
+		Requester:   a.principal,
 		Components:  req.Components,
 		Change:      req.Change,
 		RequestedAt: now,
 		Impact:      s.impact(rb, req.Components),
+		Labels:      req.Labels,
 	}
 	details := map[string]any{"runbook": rb.Name, "version": req.Version}
 	if key != "" {
 		details["idempotencyKey"] = key
 	}
 
-	ctx := c.Request.Context()
 	created, err := s.deps.Engine.Start(ctx, in)
 	if err != nil {
 		details["error"] = err.Error()
-		s.audit(c, actionStart, id, store.OutcomeFailed, details)
-		s.internal(c, "start the release workflow", err)
-		return
+		s.auditAs(ctx, a, actionStart, id, store.OutcomeFailed, details)
+		return startResponse{}, false, s.internalProblem(ctx, a.requestID, "start the release workflow", err)
 	}
 	// The release row makes the release listable at once (the workflow writes it too, with
 	// every phase change); it goes with the audit row, in one statement.
@@ -123,29 +147,23 @@ func (s *Server) startRelease(c *gin.Context) {
 	}
 
 	resp := startResponse{ID: id, Runbook: rb.Name, Version: req.Version, StatusURL: s.statusURL(id), TemporalUIURL: s.temporalUIURL(id)}
-	status := http.StatusCreated
 	if created {
 		resp.Phase = string(workflows.PhasePending)
-	} else {
-		status = http.StatusOK
-		if existing, ok := s.existingStatus(c, id); ok {
-			// An Idempotency-Key names one request; the same key with another release is
-			// a caller bug that would otherwise hand back the wrong release.
-			if existing.Runbook != rb.Name || existing.Version != req.Version {
-				details["reason"] = "idempotency key already used"
-				s.audit(c, actionStart, id, store.OutcomeDenied, details)
-				fail(c, http.StatusConflict, fmt.Sprintf("Idempotency-Key %q was already used for runbook %q version %q; use a new key for a different release", key, existing.Runbook, existing.Version))
-				return
-			}
-			resp.Phase = string(existing.Phase)
+	} else if existing, ok := s.statusOf(ctx, a.requestID, id); ok {
+		// An Idempotency-Key names one request; the same key with another release is a
+		// caller bug that would otherwise hand back the wrong release.
+		if existing.Runbook != rb.Name || existing.Version != req.Version {
+			details["reason"] = "idempotency key already used"
+			s.auditAs(ctx, a, actionStart, id, store.OutcomeDenied, details)
+			return startResponse{}, false, newProblem(http.StatusConflict, fmt.Sprintf("Idempotency-Key %q was already used for runbook %q version %q; use a new key for a different release", key, existing.Runbook, existing.Version))
 		}
+		resp.Phase = string(existing.Phase)
 	}
 	details["created"] = created
-	s.writeAudit(c, actionStart, id, store.OutcomeAllowed, details, func(ctx context.Context, ev store.AuditEvent) (int64, error) {
+	s.writeAuditAs(ctx, a, actionStart, id, store.OutcomeAllowed, details, func(ctx context.Context, ev store.AuditEvent) (int64, error) {
 		return s.deps.Store.RecordStart(ctx, rec, ev)
 	})
-	c.Header("Location", resp.StatusURL)
-	c.JSON(status, resp)
+	return resp, created, nil
 }
 
 // checkStart validates what can be checked without the catalog.
@@ -177,6 +195,9 @@ func checkStart(req startRequest, key string) *problem {
 	}
 	if req.Change.Churn < 0 {
 		return bad("change.churn must not be negative")
+	}
+	if p := checkLabels(req.Labels); p != nil {
+		return p
 	}
 	if req.Change.Coverage < 0 || req.Change.Coverage > 100 {
 		return bad("change.coverage is a percentage from 0 to 100, not %v", req.Change.Coverage)
@@ -244,11 +265,16 @@ func (s *Server) temporalUIURL(id string) string {
 
 // existingStatus asks a release that was already started what it is.
 func (s *Server) existingStatus(c *gin.Context, id string) (workflows.ReleaseStatus, bool) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), existingStatusTimeout)
+	return s.statusOf(c.Request.Context(), requestID(c), id)
+}
+
+// statusOf asks a release what it is, briefly: the answer is useful, not needed.
+func (s *Server) statusOf(ctx context.Context, reqID, id string) (workflows.ReleaseStatus, bool) {
+	ctx, cancel := context.WithTimeout(ctx, existingStatusTimeout)
 	defer cancel()
 	st, err := s.deps.Engine.Status(ctx, id)
 	if err != nil {
-		s.log.WarnContext(ctx, "status of existing release unavailable", slog.String("requestId", requestID(c)), slog.String("releaseId", id), slog.Any("error", err))
+		s.log.WarnContext(ctx, "status of existing release unavailable", slog.String("requestId", reqID), slog.String("releaseId", id), slog.Any("error", err))
 		return st, false
 	}
 	return st, true
@@ -322,15 +348,33 @@ func (s *Server) releaseStatus(c *gin.Context) {
 
 // engineFailure answers for an Engine error that is not a refusal.
 func (s *Server) engineFailure(ctx context.Context, c *gin.Context, id, what string, err error) {
+	p := s.engineProblem(ctx, c.Request.Context(), requestID(c), id, what, err)
+	if p.Status >= http.StatusInternalServerError {
+		_ = c.Error(err)
+	}
+	abortWithProblem(c, p)
+}
+
+// engineProblem says what went wrong with a call to the engine that is not a refusal. ctx
+// is the call's own (with its timeout), parent the caller's: a call that ran out of time while
+// its caller still waited is a release that did not answer.
+func (s *Server) engineProblem(ctx, parent context.Context, reqID, id, what string, err error) *problem {
 	switch {
 	case errors.Is(err, ErrReleaseNotFound):
-		fail(c, http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id))
-	case ctx.Err() != nil && c.Request.Context().Err() == nil:
-		_ = c.Error(err)
-		fail(c, http.StatusGatewayTimeout, fmt.Sprintf("release %q did not answer in time; check that a trainyard worker is running, then retry (a retried decision applies once)", id))
+		return newProblem(http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id))
+	case ctx.Err() != nil && parent.Err() == nil:
+		s.log.WarnContext(parent, "release did not answer in time", slog.String("requestId", reqID), slog.String("releaseId", id), slog.Any("error", err))
+		return newProblem(http.StatusGatewayTimeout, fmt.Sprintf("release %q did not answer in time; check that a trainyard worker is running, then retry (a retried decision applies once)", id))
 	default:
-		s.internal(c, what, err)
+		return s.internalProblem(parent, reqID, what, err)
 	}
+}
+
+// internalProblem is the answer to a failure the caller cannot fix, logged with the request
+// id the caller is shown.
+func (s *Server) internalProblem(ctx context.Context, reqID, what string, err error) *problem {
+	s.log.ErrorContext(ctx, what+" failed", slog.String("requestId", reqID), slog.Any("error", err))
+	return newProblem(http.StatusInternalServerError, "could not "+what+": "+err.Error()+"; if retrying does not help, give an operator the request id "+reqID)
 }
 
 // Approvals and aborts.
@@ -347,11 +391,24 @@ const decisionExample = `{"gate":"production","decision":"approve","comment":"ch
 
 func (s *Server) decide(c *gin.Context) {
 	id := c.Param("id")
+	a := httpActor(c)
 	var req decisionRequest
 	if p := decodeJSON(c, &req, decisionExample); p != nil {
 		s.refuse(c, actionDecide, id, p, nil)
 		return
 	}
+	res, p := s.decideAs(c.Request.Context(), a, id, req, c.GetHeader(headerIdempotencyKey))
+	if p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// decideAs sends a's approval or rejection of a gate: the API and Slack's buttons both come
+// here, so a decision is checked, named (its Update ID) and audited alike whichever way it
+// came. A refusal is audited; the problem's Reason is the release's refusal type, if any.
+func (s *Server) decideAs(ctx context.Context, a actor, id string, req decisionRequest, key string) (workflows.ApprovalResult, *problem) {
 	action := actionDecide
 	switch req.Decision {
 	case "approve":
@@ -364,36 +421,31 @@ func (s *Server) decide(c *gin.Context) {
 		details["comment"] = req.Comment
 	}
 	if p := checkDecision(req); p != nil {
-		s.refuse(c, action, id, p, details)
-		return
+		return workflows.ApprovalResult{}, s.refuseAs(ctx, a, action, id, p, details)
 	}
-	key := c.GetHeader(headerIdempotencyKey)
 	if key != "" && !idempotencyKeyPattern.MatchString(key) {
-		s.refuse(c, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
-		return
+		return workflows.ApprovalResult{}, s.refuseAs(ctx, a, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
 	}
 
-	p := principal(c)
-	updateID := decisionUpdateID(req.Decision, req.Gate, p.Name, key)
+	updateID := decisionUpdateID(req.Decision, req.Gate, a.principal.Name, key)
 	details["updateId"] = updateID
-	ar := workflows.ApprovalRequest{Gate: req.Gate, Actor: p, Comment: req.Comment, AcknowledgePreMortem: req.AcknowledgePreMortem}
+	ar := workflows.ApprovalRequest{Gate: req.Gate, Actor: a.principal, Comment: req.Comment, AcknowledgePreMortem: req.AcknowledgePreMortem}
 
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
+	uctx, cancel := context.WithTimeout(ctx, s.updateTimeout)
 	defer cancel()
 	var res workflows.ApprovalResult
 	var err error
 	if req.Decision == "approve" {
-		res, err = s.deps.Engine.Approve(ctx, id, updateID, ar)
+		res, err = s.deps.Engine.Approve(uctx, id, updateID, ar)
 	} else {
-		res, err = s.deps.Engine.Reject(ctx, id, updateID, ar)
+		res, err = s.deps.Engine.Reject(uctx, id, updateID, ar)
 	}
 	if err != nil {
-		s.updateFailure(ctx, c, action, id, details, err)
-		return
+		return res, s.updateProblem(uctx, ctx, a, action, id, details, err)
 	}
 	details["state"], details["approvals"], details["required"] = res.State, res.Approvals, res.Required
-	s.audit(c, action, id, store.OutcomeAllowed, details)
-	c.JSON(http.StatusOK, res)
+	s.auditAs(ctx, a, action, id, store.OutcomeAllowed, details)
+	return res, nil
 }
 
 func checkDecision(req decisionRequest) *problem {
@@ -440,48 +492,74 @@ func (s *Server) abort(c *gin.Context) {
 		s.refuse(c, actionAbort, id, p, nil)
 		return
 	}
-	details := map[string]any{"reason": req.Reason}
+	res, p := s.abortAs(c.Request.Context(), httpActor(c), id, req.Reason, c.GetHeader(headerIdempotencyKey))
+	if p != nil {
+		abortWithProblem(c, p)
+		return
+	}
+	c.JSON(http.StatusAccepted, res)
+}
+
+// abortAs sends a's abort with reason: the API and Slack both come here.
+func (s *Server) abortAs(ctx context.Context, a actor, id, reason, key string) (workflows.AbortResult, *problem) {
+	details := map[string]any{"reason": reason}
 	switch {
-	case strings.TrimSpace(req.Reason) == "":
-		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, "reason is required: say why the release must stop, as in "+abortExample), details)
-		return
-	case len(req.Reason) > maxTextLen:
-		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the reason is %d bytes; keep it under %d", len(req.Reason), maxTextLen)), details)
-		return
+	case strings.TrimSpace(reason) == "":
+		return workflows.AbortResult{}, s.refuseAs(ctx, a, actionAbort, id, newProblem(http.StatusBadRequest, "reason is required: say why the release must stop, as in "+abortExample), details)
+	case len(reason) > maxTextLen:
+		return workflows.AbortResult{}, s.refuseAs(ctx, a, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the reason is %d bytes; keep it under %d", len(reason), maxTextLen)), details)
+	case key != "" && !idempotencyKeyPattern.MatchString(key):
+		return workflows.AbortResult{}, s.refuseAs(ctx, a, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
 	}
-	key := c.GetHeader(headerIdempotencyKey)
-	if key != "" && !idempotencyKeyPattern.MatchString(key) {
-		s.refuse(c, actionAbort, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
-		return
-	}
-	p := principal(c)
-	updateID := "abort/" + p.Name
+	updateID := "abort/" + a.principal.Name
 	if key != "" {
 		updateID += "/" + key
 	}
 	details["updateId"] = updateID
 
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
+	uctx, cancel := context.WithTimeout(ctx, s.updateTimeout)
 	defer cancel()
-	res, err := s.deps.Engine.Abort(ctx, id, updateID, workflows.AbortRequest{Actor: p, Reason: req.Reason})
+	res, err := s.deps.Engine.Abort(uctx, id, updateID, workflows.AbortRequest{Actor: a.principal, Reason: reason})
 	if err != nil {
-		s.updateFailure(ctx, c, actionAbort, id, details, err)
-		return
+		return res, s.updateProblem(uctx, ctx, a, actionAbort, id, details, err)
 	}
 	details["phase"] = res.Phase
-	s.audit(c, actionAbort, id, store.OutcomeAllowed, details)
-	c.JSON(http.StatusAccepted, res)
+	s.auditAs(ctx, a, actionAbort, id, store.OutcomeAllowed, details)
+	return res, nil
+}
+
+// operateAs sends a's operator Update (pause, resume, rollback, fix-forward), audited as
+// action. The caller names the Update: each pause is its own, a rollback is one per person.
+func (s *Server) operateAs(ctx context.Context, a actor, id, update, action, updateID, reason string) (workflows.OperatorResult, *problem) {
+	details := map[string]any{"reason": reason, "updateId": updateID}
+	if len(reason) > maxTextLen {
+		return workflows.OperatorResult{}, s.refuseAs(ctx, a, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the reason is %d bytes; keep it under %d", len(reason), maxTextLen)), details)
+	}
+	uctx, cancel := context.WithTimeout(ctx, s.updateTimeout)
+	defer cancel()
+	res, err := s.deps.Engine.Operate(uctx, id, updateID, update, workflows.OperatorRequest{Actor: a.principal, Reason: reason})
+	if err != nil {
+		return res, s.updateProblem(uctx, ctx, a, action, id, details, err)
+	}
+	details["phase"], details["paused"] = res.Phase, res.Paused
+	s.auditAs(ctx, a, action, id, store.OutcomeAllowed, details)
+	return res, nil
 }
 
 // refuse audits a denied attempt and answers with p.
 func (s *Server) refuse(c *gin.Context, action, id string, p *problem, details map[string]any) {
+	abortWithProblem(c, s.refuseAs(c.Request.Context(), httpActor(c), action, id, p, details))
+}
+
+// refuseAs audits a's denied attempt and returns p.
+func (s *Server) refuseAs(ctx context.Context, a actor, action, id string, p *problem, details map[string]any) *problem {
 	if details == nil {
 		details = map[string]any{}
 	}
 	details["reason"] = p.Detail
 	details["status"] = p.Status
-	s.audit(c, action, id, store.OutcomeDenied, details)
-	abortWithProblem(c, p)
+	s.auditAs(ctx, a, action, id, store.OutcomeDenied, details)
+	return p
 }
 
 // refusalStatus maps a workflow's refusal to the HTTP status that says the same.
@@ -494,6 +572,16 @@ var refusalStatus = map[string]int{
 
 // updateFailure answers and audits an Update the engine did not apply.
 func (s *Server) updateFailure(ctx context.Context, c *gin.Context, action, id string, details map[string]any, err error) {
+	p := s.updateProblem(ctx, c.Request.Context(), httpActor(c), action, id, details, err)
+	if p.Status >= http.StatusInternalServerError {
+		_ = c.Error(err)
+	}
+	abortWithProblem(c, p)
+}
+
+// updateProblem audits an Update the engine did not apply and says why. ctx is the Update's
+// context, parent the caller's (see engineProblem).
+func (s *Server) updateProblem(ctx, parent context.Context, a actor, action, id string, details map[string]any, err error) *problem {
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
@@ -505,12 +593,77 @@ func (s *Server) updateFailure(ctx context.Context, c *gin.Context, action, id s
 			p.Reason = refused.Type
 		}
 		details["refusal"] = refused.Type
-		s.refuse(c, action, id, p, details)
+		return s.refuseAs(parent, a, action, id, p, details)
 	case errors.Is(err, ErrReleaseNotFound):
-		s.refuse(c, action, id, newProblem(http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id)), details)
+		return s.refuseAs(parent, a, action, id, newProblem(http.StatusNotFound, fmt.Sprintf("no release has id %q; list releases with GET /api/v1/releases", id)), details)
 	default:
 		details["error"] = err.Error()
-		s.audit(c, action, id, store.OutcomeFailed, details)
-		s.engineFailure(ctx, c, id, "send the "+strings.TrimPrefix(action, "release.")+" to the release", err)
+		s.auditAs(parent, a, action, id, store.OutcomeFailed, details)
+		return s.engineProblem(ctx, parent, a.requestID, id, "send the "+strings.TrimPrefix(action, "release.")+" to the release", err)
+	}
+}
+
+// actor is who asks for something, and through what, as the audit trail records it: an API
+// caller (source address, user agent, device) or a Slack user (user and team ids).
+type actor struct {
+	principal workflows.Principal
+	sourceIP  string
+	userAgent string
+	device    string
+	slackUser string
+	slackTeam string
+	// requestID ties the answer and the log lines to one request.
+	requestID string
+}
+
+// httpActor is the authenticated caller of an API request.
+func httpActor(c *gin.Context) actor {
+	return actor{
+		principal: principal(c), sourceIP: c.ClientIP(), userAgent: c.Request.UserAgent(),
+		device: device(c), requestID: requestID(c),
+	}
+}
+
+// auditAs appends one row to the audit trail for a. A failed write is logged, not returned:
+// the action has already happened (or been refused) by then.
+func (s *Server) auditAs(ctx context.Context, a actor, action, releaseID, outcome string, details map[string]any) {
+	s.writeAuditAs(ctx, a, action, releaseID, outcome, details, s.deps.Store.AppendAudit)
+}
+
+// writeAuditAs builds a's audit event and hands it to write, which may store more in the same
+// statement (RecordStart does).
+func (s *Server) writeAuditAs(ctx context.Context, a actor, action, releaseID, outcome string, details map[string]any,
+	write func(context.Context, store.AuditEvent) (int64, error)) {
+	s.metrics.actions.WithLabelValues(action, outcome).Inc()
+	ev := store.AuditEvent{
+		At:        s.now().UTC(),
+		Actor:     a.principal.Name,
+		Roles:     a.principal.Roles,
+		SourceIP:  a.sourceIP,
+		UserAgent: a.userAgent,
+		Device:    a.device,
+		SlackUser: a.slackUser,
+		SlackTeam: a.slackTeam,
+		Action:    action,
+		ReleaseID: releaseID,
+		Outcome:   outcome,
+	}
+	if len(details) > 0 {
+		if b, err := json.Marshal(details); err == nil {
+			ev.Details = b
+		}
+	}
+	// The row must be written even when the caller hung up, which cancels its context; it
+	// keeps the context's values but not its cancellation.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := write(wctx, ev); err != nil {
+		s.log.ErrorContext(wctx, "audit write failed",
+			slog.String("requestId", a.requestID),
+			slog.String("action", action),
+			slog.String("releaseId", releaseID),
+			slog.String("actor", a.principal.Name),
+			slog.String("outcome", outcome),
+			slog.Any("error", err))
 	}
 }

@@ -50,6 +50,8 @@ type Deps struct {
 	Logger        *slog.Logger
 	// Governance serves freeze calendars and waivers (server/freezes.go).
 	Governance Governance
+	// Slack serves the Slack app (server/slack.go); nil leaves it off.
+	Slack *Slack
 }
 
 // Server is the HTTP API.
@@ -61,6 +63,7 @@ type Server struct {
 	// Timeouts of calls into the engine; fields so tests can shorten them.
 	statusTimeout, updateTimeout time.Duration
 	metrics                      *metrics
+	slack                        *slackApp
 }
 
 // New builds the server and its routes. gin's mode is process-wide, so the caller sets it
@@ -124,6 +127,8 @@ func (s *Server) routes() *gin.Engine {
 	// Unauthenticated like the probes: scrapers hold no API token, and the series carry no
 	// release data beyond route patterns and action names.
 	r.GET("/metrics", s.metrics.handler())
+	// Signed by Slack rather than carrying a bearer token (server/slack.go).
+	s.slackRoutes(r)
 
 	api := r.Group("/api/v1", s.authenticate())
 	api.POST("/releases", s.startRelease)
@@ -133,10 +138,12 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/releases/:id/abort", s.abort)
 	api.POST("/releases/:id/pause", s.operate(workflows.UpdatePause, actionPause, true))
 	api.POST("/releases/:id/resume", s.operate(workflows.UpdateResume, actionResume, false))
-	s.readinessRoutes(api) // scan reports, gate results, restore drills
+	s.readinessRoutes(api)   // scan reports, gate results, restore drills
+	s.environmentRoutes(api) // reservations, promotions
 	api.GET("/runbooks", s.listRunbooks)
 	api.POST("/runbooks/validate", s.validateRunbook)
 	api.GET("/audit", s.listAudit)
 	s.governanceRoutes(api) // calendars, freeze, waivers
+	s.incidentRoutes(api)   // rollback, fix forward, reports, markers, circuit breakers
 	return r
 }

@@ -105,7 +105,7 @@ func BenchmarkApprove(b *testing.B) {
 		}
 	}
 	for _, id := range ids {
-		waitFor(b, id, time.Minute, "waiting for approval", phaseIs(workflows.PhaseAwaitingApproval))
+		waitFor(b, id, 5*time.Minute, "waiting for approval", phaseIs(workflows.PhaseAwaitingApproval))
 	}
 	ctx := context.Background()
 	var viaAPI, viaSDK latencies

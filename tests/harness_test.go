@@ -46,6 +46,10 @@ type system struct {
 	temporal *testsuite.DevServer
 	pg       *pgserver.Server
 	env      []string
+	// slack is the Slack Web API the processes post to (slack_test.go).
+	slack *slackAPI
+	// obs is Prometheus, the services it scrapes and Grafana (stabilization_test.go).
+	obs *observability
 
 	mu     sync.Mutex
 	procs  map[string]*proc
@@ -79,6 +83,7 @@ func run(m *testing.M) (int, error) {
 		if s.pg != nil {
 			_ = s.pg.Stop()
 		}
+		s.obs.stop()
 		if os.Getenv("TRAINYARD_E2E_KEEP") == "" {
 			_ = os.RemoveAll(dir)
 		} else {
@@ -139,6 +144,10 @@ func (s *system) setUp() error {
 		return fmt.Errorf("start the Temporal dev server: %w", err)
 	}
 	s.temporal = ts
+	// Prometheus starts before the processes: the worker watches releases through it.
+	if s.obs, err = startObservability(ctx); err != nil {
+		return err
+	}
 
 	s.siteDir = filepath.Join(s.dir, "sites")
 	runbookDir := filepath.Join(s.dir, "runbooks")
@@ -159,6 +168,7 @@ func (s *system) setUp() error {
 	if err := os.WriteFile(policyFile, []byte(testPolicies), 0o644); err != nil {
 		return err
 	}
+	s.slack = startSlackAPI()
 	s.cfgPath = filepath.Join(s.dir, "config.yaml")
 	cfg := fmt.Sprintf(`httpAddr: %s
 databaseURL: %s
@@ -178,6 +188,8 @@ principals:
   - {name: manager, roles: [deployer, release-manager], token: %s}
   - {name: mallory, roles: [developer], token: %s}
 `, addr, pg.URL(), runbookDir, ts.FrontendHostPort(), s.siteDir, policyFile, ciToken, aliceToken, managerToken, outsiderToken)
+	cfg += slackConfig(s.slack)
+	cfg += s.obs.config()
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -188,7 +200,7 @@ principals:
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return fmt.Errorf("trainyard migrate: %w\n%s", err, out)
 	}
-	for _, name := range []string{"server", "worker", "site"} {
+	for _, name := range []string{"server", "worker", "site", "lab"} {
 		if err := s.start(name); err != nil {
 			return err
 		}
@@ -206,6 +218,8 @@ var procArgs = map[string][]string{
 	"server": {"server"},
 	"worker": {"worker"},
 	"site":   {"worker", "--site", "e2e"},
+	// lab is a second site worker, a hardware lab (tests/rollout_test.go).
+	"lab": {"worker", "--site", "lab"},
 }
 
 // start launches the named process (server, worker or site) with its log appended to a file.
@@ -352,9 +366,20 @@ func waitFor(t testing.TB, id string, limit time.Duration, what string, cond fun
 	deadline := time.Now().Add(limit)
 	var st workflows.ReleaseStatus
 	for time.Now().Before(deadline) {
-		st = status(t, id)
-		if cond(st) {
-			return st
+		code, body, _ := call(t, http.MethodGet, "/api/v1/releases/"+id, ciToken, nil)
+		switch code {
+		case http.StatusOK:
+			st = workflows.ReleaseStatus{}
+			if err := json.Unmarshal(body, &st); err != nil {
+				t.Fatalf("decode status: %v\n%s", err, body)
+			}
+			if cond(st) {
+				return st
+			}
+		case http.StatusGatewayTimeout:
+			// The workers are busy (a benchmark's hundreds of releases): not an answer yet.
+		default:
+			t.Fatalf("status of %s: %d %s", id, code, body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -19,8 +19,10 @@ import (
 
 // saveHistory replays a finished release's real history (and its stages') against the code
 // under test, so a non-deterministic change fails here first. With
-// TRAINYARD_RECORD_HISTORIES=1 it also writes them to testdata/histories, where the workflows
-// package replays them on every run to keep in-flight releases safe from later changes.
+// TRAINYARD_RECORD_HISTORIES=<prefix> it also writes them to testdata/histories, named
+// <prefix><id>.json (a prefix per workflow version keeps older histories beside newer ones),
+// where the workflows package replays them on every run to keep in-flight releases safe from
+// later changes. "1" records without a prefix, as the first histories were.
 func saveHistory(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()
@@ -46,10 +48,13 @@ func saveHistory(t *testing.T, id string) {
 		replayer.RegisterWorkflowWithOptions(workflows.StageWorkflow, workflow.RegisterOptions{Name: "StageWorkflow"})
 		require.NoError(t, replayer.ReplayWorkflowHistory(nil, hist), "replay %s", wid)
 
-		if os.Getenv("TRAINYARD_RECORD_HISTORIES") != "" {
+		if prefix := os.Getenv("TRAINYARD_RECORD_HISTORIES"); prefix != "" {
+			if prefix == "1" {
+				prefix = ""
+			}
 			data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
 			require.NoError(t, err)
-			name := strings.TrimPrefix(wid, "release-") + ".json"
+			name := prefix + strings.TrimPrefix(wid, "release-") + ".json"
 			require.NoError(t, os.WriteFile(filepath.Join("testdata", "histories", name), data, 0o644))
 		}
 	}

@@ -94,6 +94,7 @@ func TestReadiness_AGateWaiverLetsTheNextReleaseThrough(t *testing.T) {
 	code, body, _ = call(t, http.MethodGet, "/api/v1/audit?release="+id+"&action=waiver.use", ciToken, nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), "image-scan", "the waiver's use is audited")
+	saveHistory(t, id)
 }
 
 func TestPolicy_AReleaseBreakingAPolicyStopsWithItsName(t *testing.T) {

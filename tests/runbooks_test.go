@@ -119,6 +119,24 @@ readiness:
 	"policed": scripts() + `name: policed
 stabilization: 1s
 ` + stages(),
+	// slackshop: shop, followed in a Slack channel (slack_test.go).
+	"slackshop": scripts() + `name: slackshop
+channel: "#releases-e2e"
+stabilization: 1s
+rollbackAuthority: [release-manager]
+approvals:
+  - name: prod-signoff
+    before: production
+    roles: [release-manager]
+    timeout: 1h
+` + stages(),
+	// lockstep: like auto, to queue behind auto's releases for the production lock.
+	"lockstep": scripts() + `name: lockstep
+stabilization: 1s
+` + stages(),
+	// rollout and rollout-bench: see tests/rollout_test.go.
+	"rollout":       rolloutRunbook(),
+	"rollout-bench": rolloutBenchRunbook(),
 	// bench: held at a two-person approval before anything deploys.
 	"bench": scripts() + `name: bench
 approvals:

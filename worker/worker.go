@@ -31,6 +31,38 @@ func MainActivities(acts *activities.Activities) map[string]any {
 		"RecordGateResult": acts.RecordGateResult,
 		"CheckPolicies":    acts.CheckPolicies,
 		"Notify":           acts.Notify,
+		"PublishRelease":   acts.PublishRelease,
+
+		// Environments: locks, reservations and promotions.
+		"RequestLock":       acts.RequestLock,
+		"ReleaseOpen":       acts.ReleaseOpen,
+		"ReservationStatus": acts.ReservationStatus,
+		"RecordPromotions":  acts.RecordPromotions,
+
+		// Smoke tests, exit criteria and canary analyses probe and query from here.
+		"RunChecks":   acts.RunChecks,
+		"RunAnalysis": acts.RunAnalysis,
+
+		// Stabilization, incidents, release markers and circuit breakers.
+		"CaptureBaselines":    acts.CaptureBaselines,
+		"WatchStabilization":  acts.WatchStabilization,
+		"RecordEvidence":      acts.RecordEvidence,
+		"RecordMarker":        acts.RecordMarker,
+		"OpenCircuitBreakers": acts.OpenCircuitBreakers,
+		"TripCircuitBreakers": acts.TripCircuitBreakers,
+	}
+}
+
+// CloudActivities are the target activities of cloud targets (argocd, spinnaker, flag), which
+// need no site: the main worker process serves them on workflows.CloudTaskQueue, under the
+// same names as on a site's queue.
+func CloudActivities(acts *activities.Activities) map[string]any {
+	return map[string]any{
+		"DeployTarget":   acts.DeployTarget,
+		"RollbackTarget": acts.RollbackTarget,
+		"ShiftTraffic":   acts.ShiftTraffic,
+		"ResyncTarget":   acts.ResyncTarget,
+		"CheckDrift":     acts.CheckDrift,
 	}
 }
 
@@ -40,6 +72,9 @@ func SiteActivities(acts *activities.Activities) map[string]any {
 		"DeployTarget":   acts.DeployTarget,
 		"RollbackTarget": acts.RollbackTarget,
 		"RunGateCommand": acts.RunGateCommand,
+		"ShiftTraffic":   acts.ShiftTraffic,
+		"ResyncTarget":   acts.ResyncTarget,
+		"CheckDrift":     acts.CheckDrift,
 	}
 }
 
@@ -48,7 +83,18 @@ func NewMain(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.ReleaseWorkflow, workflow.RegisterOptions{Name: "ReleaseWorkflow"})
 	w.RegisterWorkflowWithOptions(workflows.StageWorkflow, workflow.RegisterOptions{Name: "StageWorkflow"})
+	w.RegisterWorkflowWithOptions(workflows.EnvironmentLockWorkflow, workflow.RegisterOptions{Name: workflows.LockWorkflowName})
 	for name, fn := range MainActivities(acts) {
+		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	return w
+}
+
+// NewCloud builds the worker for cloud targets (workflows.CloudTaskQueue); run it next to
+// NewMain, with acts.Deploy holding the deploy systems' clients.
+func NewCloud(c client.Client, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.CloudTaskQueue, sdkworker.Options{})
+	for name, fn := range CloudActivities(acts) {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 	return w

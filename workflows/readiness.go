@@ -24,8 +24,14 @@ const (
 	// versionPublish renders the release to Slack (publish) at each phase change and at each
 	// decision on a gate, which wakes the gate's wait without ending it.
 	versionPublish = 2
+	// versionLocks takes the environment's lock (EnvironmentLockWorkflow) before each stage
+	// deploys, and gives it back when the release leaves the environment.
+	versionLocks = 3
+	// versionEnvironments waits out other holders' reservations of an environment before a
+	// stage, and records what each stage promoted (component digests).
+	versionEnvironments = 4
 	// versionLatest is what new releases follow.
-	versionLatest = versionPublish
+	versionLatest = versionEnvironments
 )
 
 // assess scores the release's risk and decides which of the runbook's conditional gates,

@@ -40,9 +40,17 @@ type release struct {
 	assessment *activities.Assessment
 	// version is the workflow version this run follows (see versionGovernance).
 	version workflow.Version
+	slack   *slackRefs // where the release's Slack messages are (publish.go)
+	// held lists the environments whose locks the release holds, in the order taken;
+	// lockRequests counts its requests per environment; lockUpdates is where locks answer.
+	held         []string
+	lockRequests map[string]int
+	lockUpdates  workflow.ReceiveChannel
 	// paused holds the release before its next stage; pausedBy says who and why.
 	paused   bool
 	pausedBy *OperatorRequest
+	// stab is the stabilization and rollback phase's state (stabilize.go, rollback.go).
+	stab *stabilization
 }
 
 // ReleaseWorkflow runs one release from request to done or rolled back: approvals before the
@@ -54,6 +62,7 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 		return r.status, err
 	}
 	progress := workflow.GetSignalChannel(ctx, SignalTargetProgress)
+	r.lockUpdates = workflow.GetSignalChannel(ctx, SignalLockUpdate)
 
 	r.event(ctx, "release requested by %s", in.Requester.Name)
 	r.setPhase(ctx, PhasePending)
@@ -66,9 +75,8 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 	r.status.PreviousVersion = prev
 
 	r.version = workflow.GetVersion(ctx, "governance", workflow.DefaultVersion, versionLatest)
-	var end Phase
-	var failure string
-	if r.version >= versionGovernance {
+	end, failure := r.awaitCircuitBreakers(ctx)
+	if end == "" && r.version >= versionGovernance {
 		end, failure = r.assess(ctx)
 		if end == "" {
 			end, failure = r.readiness(ctx)
@@ -86,10 +94,14 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseStatus, erro
 	if end == PhaseSucceeded {
 		end, failure = r.stabilize(ctx)
 	}
-	if end != PhaseSucceeded {
-		if !r.rollback(ctx, failure) {
-			end = PhaseFailed
-		}
+	switch end {
+	case PhaseSucceeded:
+	case PhaseSuperseded:
+		// The newer release that took this one's place has deployed over what this one
+		// deployed: rolling back would undo the newer release's work.
+		r.status.Failure = failure
+	default:
+		end, failure = r.undo(ctx, end, failure)
 	}
 	return r.finish(ctx, end, failure)
 }
@@ -98,6 +110,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 	st := ReleaseStatus{
 		ID: in.ID, Runbook: in.Runbook.Name, RunbookHash: in.RunbookHash, Version: in.Version, Requester: in.Requester,
 		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx), PreMortem: in.Runbook.PreMortem,
+		Labels: in.Labels,
 	}
 	for _, s := range in.Runbook.Stages {
 		ss := StageStatus{Name: s.Name, Environment: s.Environment, State: StatePending}
@@ -117,86 +130,125 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 // runStages deploys stage after stage. It returns PhaseSucceeded when all are deployed, or the
 // phase the release ends in and why.
 func (r *release) runStages(ctx workflow.Context, progress workflow.ReceiveChannel) (Phase, string) {
-	for i, stage := range r.in.Runbook.Stages {
-		// The stage and environment the release works on, or waits to enter: a search on
-		// TrainyardEnvironment finds releases held at a gate before production too.
-		r.status.CurrentStage = stage.Name
-		r.status.Environment = stage.Environment
-		if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
+	if r.in.Runbook.HasDAG() {
+		return r.runStageGraph(ctx, progress)
+	}
+	for i := range r.in.Runbook.Stages {
+		if end, why := r.enterStage(ctx, i); end != "" {
 			return end, why
 		}
-		if r.version >= versionGovernance {
-			if end, why := r.checkPolicies(ctx, policy.AtStage, &stage); end != "" {
-				return end, why
-			}
-		}
-		for _, gate := range r.gates {
-			if gate.Before != stage.Name {
-				continue
-			}
-			if end, why := r.awaitApproval(ctx, gate); end != "" {
-				return end, why
-			}
-		}
-		if r.abort != nil {
-			return PhaseAborted, r.abortReason()
-		}
-		// Since versionGovernance every stage asks: business calendars (peak seasons) apply
-		// to releases whose runbook names no freeze.
-		if len(r.in.Runbook.Freezes) > 0 || r.version >= versionGovernance {
-			if end, why := r.awaitFreeze(ctx, stage); end != "" {
-				return end, why
-			}
-		}
-
-		// A pause that came while the stage waited for approval or a freeze holds it here.
-		if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
-			return end, why
-		}
-		r.status.Stages[i].State = StateRunning
-		r.event(ctx, "stage %s started", stage.Name)
-		r.setPhase(ctx, PhaseDeploying)
-
-		childCtx, cancelChild := workflow.WithCancel(ctx)
-		childCtx = workflow.WithChildOptions(childCtx, workflow.ChildWorkflowOptions{
-			WorkflowID:          r.in.ID + "-" + stage.Name,
-			TaskQueue:           TaskQueue,
-			WaitForCancellation: true,
-		})
-		child := workflow.ExecuteChildWorkflow(childCtx, StageWorkflow, StageInput{
-			ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Stage: stage,
-			Version: r.in.Version, PreviousVersion: r.status.PreviousVersion,
-		})
+		child := r.startStage(ctx, i)
 		cancelled := false
-		for !child.IsReady() {
+		for !child.future.IsReady() {
 			_ = workflow.Await(ctx, func() bool {
-				return child.IsReady() || progress.Len() > 0 || (r.abort != nil && !cancelled)
+				return child.future.IsReady() || progress.Len() > 0 || (r.abort != nil && !cancelled)
 			})
 			r.drainProgress(ctx, progress)
 			if r.abort != nil && !cancelled {
-				r.event(ctx, "abort requested by %s: stopping stage %s", r.abort.Actor.Name, stage.Name)
-				cancelChild()
+				r.event(ctx, "abort requested by %s: stopping stage %s", r.abort.Actor.Name, child.name)
+				child.cancel()
 				cancelled = true
 			}
 		}
-		err := child.Get(ctx, nil)
+		err := child.future.Get(ctx, nil)
 		r.drainProgress(ctx, progress)
-		switch {
-		case err == nil && r.abort == nil:
-			r.status.Stages[i].State = StateSucceeded
-			r.event(ctx, "stage %s deployed", stage.Name)
-			r.noteChange(ctx, fmt.Sprintf("Stage %s (%s) deployed.", stage.Name, stage.Environment))
-		case r.abort != nil:
-			r.status.Stages[i].State = StateCancelled
-			return PhaseAborted, r.abortReason()
-		default:
-			r.status.Stages[i].State = StateFailed
-			why := errorMessage(err)
-			r.event(ctx, "stage %s failed", stage.Name)
-			return PhaseRolledBack, why
+		if end, why := r.stageEnded(ctx, i, err); end != "" {
+			return end, why
 		}
 	}
 	return PhaseSucceeded, ""
+}
+
+// enterStage does what must happen before a stage deploys: a pause holds it, policies,
+// approvals and freezes are checked, and the environment's lock is taken. It returns "" when
+// the stage may start.
+func (r *release) enterStage(ctx workflow.Context, i int) (Phase, string) {
+	stage := r.in.Runbook.Stages[i]
+	// The stage and environment the release works on, or waits to enter: a search on
+	// TrainyardEnvironment finds releases held at a gate before production too.
+	r.status.CurrentStage = stage.Name
+	r.status.Environment = stage.Environment
+	if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
+		return end, why
+	}
+	if r.version >= versionGovernance {
+		if end, why := r.checkPolicies(ctx, policy.AtStage, &stage); end != "" {
+			return end, why
+		}
+	}
+	for _, gate := range r.gates {
+		if gate.Before != stage.Name {
+			continue
+		}
+		if end, why := r.awaitApproval(ctx, gate); end != "" {
+			return end, why
+		}
+	}
+	if r.abort != nil {
+		return PhaseAborted, r.abortReason()
+	}
+	// Since versionGovernance every stage asks: business calendars (peak seasons) apply
+	// to releases whose runbook names no freeze.
+	if len(r.in.Runbook.Freezes) > 0 || r.version >= versionGovernance {
+		if end, why := r.awaitFreeze(ctx, stage); end != "" {
+			return end, why
+		}
+	}
+	if end, why := r.awaitReservation(ctx, stage); end != "" {
+		return end, why
+	}
+	// A pause that came while the stage waited for approval or a freeze holds it here.
+	if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
+		return end, why
+	}
+	return r.acquireLock(ctx, stage.Environment)
+}
+
+// stageChild is a running StageWorkflow.
+type stageChild struct {
+	name   string
+	future workflow.ChildWorkflowFuture
+	cancel workflow.CancelFunc
+}
+
+// startStage starts a stage's child workflow.
+func (r *release) startStage(ctx workflow.Context, i int) stageChild {
+	stage := r.in.Runbook.Stages[i]
+	r.beforeStage(ctx, i)
+	r.status.Stages[i].State = StateRunning
+	r.event(ctx, "stage %s started", stage.Name)
+	r.setPhase(ctx, PhaseDeploying)
+
+	childCtx, cancelChild := workflow.WithCancel(ctx)
+	childCtx = workflow.WithChildOptions(childCtx, workflow.ChildWorkflowOptions{
+		WorkflowID:          r.in.ID + "-" + stage.Name,
+		TaskQueue:           TaskQueue,
+		WaitForCancellation: true,
+	})
+	child := workflow.ExecuteChildWorkflow(childCtx, StageWorkflow, newStageInput(r.in, stage, r.status.PreviousVersion))
+	return stageChild{name: stage.Name, future: child, cancel: cancelChild}
+}
+
+// stageEnded records how a stage's child ended; it returns "" when the release goes on.
+func (r *release) stageEnded(ctx workflow.Context, i int, err error) (Phase, string) {
+	stage := r.in.Runbook.Stages[i]
+	r.afterStage(ctx, i, err)
+	switch {
+	case err == nil && r.abort == nil:
+		r.status.Stages[i].State = StateSucceeded
+		r.event(ctx, "stage %s deployed", stage.Name)
+		r.recordPromotions(ctx, stage)
+		r.releaseFinishedLocks(ctx)
+		r.noteChange(ctx, fmt.Sprintf("Stage %s (%s) deployed.", stage.Name, stage.Environment))
+		return "", ""
+	case r.abort != nil:
+		r.status.Stages[i].State = StateCancelled
+		return PhaseAborted, r.abortReason()
+	default:
+		r.status.Stages[i].State = StateFailed
+		r.event(ctx, "stage %s failed", stage.Name)
+		return PhaseRolledBack, errorMessage(err)
+	}
 }
 
 // drainProgress applies every target event the stage children have sent. It runs in the main
@@ -211,6 +263,13 @@ func (r *release) drainProgress(ctx workflow.Context, ch workflow.ReceiveChannel
 			continue
 		}
 		t := &r.status.Stages[si].Targets[ti]
+		before := *t
+		t.applyRollout(p)
+		// A target that deployed, or changed something on the way (a canary's first weight,
+		// a wave, an idle side), is undone on rollback: once, in the order it first did.
+		if p.needsRollback() && !slices.Contains(r.deployed, [2]int{si, ti}) {
+			r.deployed = append(r.deployed, [2]int{si, ti})
+		}
 		t.State, t.Error = p.State, p.Error
 		if p.Output != "" {
 			t.Output = p.Output
@@ -220,11 +279,14 @@ func (r *release) drainProgress(ctx workflow.Context, ch workflow.ReceiveChannel
 		}
 		switch p.State {
 		case StateRunning:
-			r.event(ctx, "deploying %s", p.Target)
+			if before.State != StateRunning {
+				r.event(ctx, "deploying %s", p.Target)
+			} else if e := progressEvent(p, before); e != "" {
+				r.event(ctx, "%s", e)
+			}
 		case StateDeployed:
 			at := p.At
 			t.DeployedAt = &at
-			r.deployed = append(r.deployed, [2]int{si, ti})
 			r.event(ctx, "%s deployed", p.Target)
 		case StateFailed:
 			r.event(ctx, "%s failed: %s", p.Target, p.Error)
@@ -480,6 +542,7 @@ func (r *release) finish(ctx workflow.Context, end Phase, failure string) (Relea
 	r.status.EndedAt = &now
 	r.status.CurrentStage = ""
 	r.event(ctx, "release %s", end)
+	r.releaseLocks(ctx)
 	r.closeChange(ctx, end)
 	r.setPhase(ctx, end)
 	if end == PhaseRolledBack || end == PhaseFailed {

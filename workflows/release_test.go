@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/log"
@@ -38,6 +39,24 @@ type fakeStore struct {
 	drills      map[string]store.Drill
 	waivers     []store.Waiver
 	audit       []store.AuditEvent
+	reservation func(env string) store.ReservationWait
+	promotions  []store.Promotion
+}
+
+func (f *fakeStore) ReservationStatus(_ context.Context, env, _, _ string, _ time.Time) (store.ReservationWait, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reservation != nil {
+		return f.reservation(env), nil
+	}
+	return store.ReservationWait{}, nil
+}
+
+func (f *fakeStore) RecordPromotions(_ context.Context, ps []store.Promotion) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promotions = append(f.promotions, ps...)
+	return nil
 }
 
 func (f *fakeStore) ReleaseOutcomes(context.Context, string, []string, string, int) (store.Outcomes, store.Outcomes, error) {
@@ -157,6 +176,8 @@ type ReleaseSuite struct {
 	runner *command.Fake
 	store  *fakeStore
 	input  ReleaseInput
+	// lockGrant answers the release's lock requests (granted when nil).
+	lockGrant func(activities.LockRequest) activities.LockGrant
 }
 
 func TestReleaseWorkflow(t *testing.T) {
@@ -174,6 +195,22 @@ func (s *ReleaseSuite) SetupTest() {
 	s.env.RegisterWorkflow(StageWorkflow)
 	s.env.RegisterActivity(&activities.Activities{Store: s.store, Runner: s.runner, WorkDir: s.T().TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.input = ReleaseInput{ID: ReleaseID("shop", "1.1.0"), Runbook: rb, Version: "1.1.0", Requester: requester}
+	s.lockGrant = nil
+	s.mockLocks()
+}
+
+// mockLocks answers the release's lock requests with s.lockGrant (granted when nil); giving
+// a lock back reaches the lock workflow, which is not part of these tests. A test that makes
+// a new environment calls it again.
+func (s *ReleaseSuite) mockLocks() {
+	s.env.OnActivity("RequestLock", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.LockRequest) (activities.LockGrant, error) {
+			if s.lockGrant != nil {
+				return s.lockGrant(req), nil
+			}
+			return activities.LockGrant{Granted: true}, nil
+		}).Maybe()
+	s.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalLockRelease, mock.Anything).Return(nil).Maybe()
 }
 
 // ops lists the commands the site workers ran, as "deploy:target".

@@ -19,6 +19,13 @@ type StageInput struct {
 	Stage           runbooks.Stage `json:"stage"`
 	Version         string         `json:"version"`
 	PreviousVersion string         `json:"previousVersion,omitempty"`
+	// Analyses are the runbook's analyses: the stage runs those its canary steps and exit
+	// criteria name. Artifacts are the release's components' artifact references, which
+	// argocd targets set as images. Release is what analysis conditions see. newStageInput
+	// fills them.
+	Analyses  []runbooks.Analysis    `json:"analyses,omitempty"`
+	Artifacts []string               `json:"artifacts,omitempty"`
+	Release   *activities.ReleaseVar `json:"release,omitempty"`
 }
 
 // StageResult lists the targets the stage deployed, in order.
@@ -26,13 +33,61 @@ type StageResult struct {
 	Deployed []string `json:"deployed"`
 }
 
-// ErrTypeStageFailed marks a stage that stopped on a failed target.
+// ErrTypeStageFailed marks a stage that stopped on a failed target, smoke test, analysis or
+// exit criterion.
 const ErrTypeStageFailed = "StageFailed"
 
-// StageWorkflow deploys one stage's targets one after another (rolling), each as an activity
-// on its site's task queue, and tells the parent release about every target as it moves, so
-// the release knows exactly what to undo whatever happens to this stage.
+// The rollout change: strategies, every target kind, drift, smoke tests and exit criteria.
+// Stages started before it replay the rolling, one-command-at-a-time path unchanged.
+const (
+	versionRolloutID                  = "rollout"
+	versionRollout   workflow.Version = 1
+)
+
+// newStageInput is the input of the child workflow of stage, for the release in: with the
+// runbook's analyses, the artifacts of the release's components (or of the runbook's scope,
+// for components the request gave none), and the release as conditions see it.
+func newStageInput(in ReleaseInput, stage runbooks.Stage, previous string) StageInput {
+	rel := activities.ReleaseVar{Version: in.Version, Requester: in.Requester.Name, Components: []activities.ComponentFact{}}
+	if n := len(in.Runbook.Stages); n > 0 {
+		rel.Environment = in.Runbook.Stages[n-1].Environment
+	}
+	var artifacts []string
+	seen := map[string]bool{}
+	for _, c := range in.Components {
+		rel.Components = append(rel.Components, activities.ComponentFact{Name: c.Name, Version: c.Version, Artifact: c.Artifact})
+		seen[c.Name] = true
+		if c.Artifact != "" {
+			artifacts = append(artifacts, c.Artifact)
+		}
+	}
+	if in.Runbook.Scope != nil {
+		for _, c := range in.Runbook.Scope.Components {
+			if !seen[c.Name] && c.Artifact != "" {
+				artifacts = append(artifacts, c.Artifact)
+			}
+		}
+	}
+	return StageInput{
+		ReleaseID: in.ID, Runbook: in.Runbook.Name, Stage: stage, Version: in.Version, PreviousVersion: previous,
+		Analyses: in.Runbook.Analyses, Artifacts: artifacts, Release: &rel,
+	}
+}
+
+// StageWorkflow deploys one stage's targets by its strategy (rolling, canary or blue-green),
+// each operation an activity on its target's task queue, and tells the parent release about
+// every target as it moves, so the release knows exactly what to undo whatever happens to
+// this stage.
 func StageWorkflow(ctx workflow.Context, in StageInput) (StageResult, error) {
+	if workflow.GetVersion(ctx, versionRolloutID, workflow.DefaultVersion, versionRollout) == workflow.DefaultVersion {
+		return stageBeforeRollout(ctx, in)
+	}
+	return newStageRun(ctx, in).run()
+}
+
+// stageBeforeRollout is StageWorkflow as it was before versionRollout: command targets one
+// after another. Stages in flight from then replay it; it must not change.
+func stageBeforeRollout(ctx workflow.Context, in StageInput) (StageResult, error) {
 	log := workflow.GetLogger(ctx)
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
 	var res StageResult
@@ -85,10 +140,20 @@ func StageWorkflow(ctx workflow.Context, in StageInput) (StageResult, error) {
 // acts is only a method table: workflows name activities through it and never call it.
 var acts *activities.Activities
 
-// targetActivityContext routes a target's command to the worker inside its site.
+// inCloud reports whether a target kind deploys from the cloud queue rather than its site.
+func inCloud(kind string) bool {
+	return kind == runbooks.KindArgoCD || kind == runbooks.KindSpinnaker || kind == runbooks.KindFlag
+}
+
+// targetActivityContext routes a target's operation to the worker that can do it: command and
+// hardware targets to the worker inside their site, cloud targets to CloudTaskQueue.
 func targetActivityContext(ctx workflow.Context, t runbooks.Target) workflow.Context {
+	queue := SiteTaskQueue(t.Site)
+	if inCloud(t.Kind) {
+		queue = CloudTaskQueue
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: SiteTaskQueue(t.Site),
+		TaskQueue: queue,
 		// The command enforces its own timeout; the margin lets it report the timeout itself.
 		StartToCloseTimeout: t.TimeoutOrDefault() + time.Minute,
 		HeartbeatTimeout:    t.HeartbeatOrDefault(),
@@ -98,8 +163,9 @@ func targetActivityContext(ctx workflow.Context, t runbooks.Target) workflow.Con
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    time.Minute,
-			// Retries cover a lost or restarted site worker; a command that ran and failed is
-			// never run again (CommandFailed is non-retryable).
+			// Retries cover a lost or restarted worker, or a deploy system briefly away; a
+			// command that ran and failed is never run again (CommandFailed is
+			// non-retryable), nor is a deploy its system refused (TargetFailed).
 			MaximumAttempts:        5,
 			NonRetryableErrorTypes: []string{activities.ErrTypeCommandFailed},
 		},

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trainyard/trainyard/activities"
 	"github.com/trainyard/trainyard/risk"
 	"github.com/trainyard/trainyard/runbooks"
 )
@@ -49,6 +50,10 @@ var SearchAttributeTypes = map[string]string{
 	AttrEnvironment: "Keyword",
 	AttrRisk:        "Int",
 }
+
+// CloudTaskQueue is where cloud targets (argocd, spinnaker, flag) deploy: served by the main
+// worker process (`trainyard worker` without --site), next to TaskQueue.
+const CloudTaskQueue = "trainyard-cloud"
 
 // SiteTaskQueue is the task queue served by `trainyard worker --site <site>`.
 func SiteTaskQueue(site string) string { return "trainyard-site-" + site }
@@ -107,6 +112,9 @@ type ReleaseInput struct {
 	RequestedAt time.Time   `json:"requestedAt"`
 	// Impact is what the release touches, scored by the server from its runbook catalog.
 	Impact *risk.Impact `json:"impact,omitempty"`
+	// Labels are compliance metadata (sox, pci-scope, ticket): shown with the release, never
+	// part of what ships.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Phase is where a release is in its life.
@@ -124,25 +132,35 @@ const (
 	// PhasePaused: an operator paused the release; it waits before its next stage.
 	PhasePaused      Phase = "paused"
 	PhaseStabilizing Phase = "stabilizing"
+	// PhaseBlocked: an open circuit breaker holds the release before it starts (see
+	// ReleaseStatus.CircuitBreakers); PhaseBreached: the stabilization window was breached and
+	// the rollback authority was paged to decide (onBreach: page).
+	PhaseBlocked     Phase = "blocked"
+	PhaseBreached    Phase = "breached"
 	PhaseRollingBack Phase = "rolling_back"
 	PhaseSucceeded   Phase = "succeeded"
 	PhaseRolledBack  Phase = "rolled_back"
 	PhaseRejected    Phase = "rejected"
 	PhaseAborted     Phase = "aborted"
 	PhaseFailed      Phase = "failed"
+	// PhaseQueued: the next stage's environment is locked by another release; this one waits
+	// its turn. PhaseSuperseded: a newer release of the runbook took its place in the queue.
+	PhaseQueued     Phase = "queued"
+	PhaseSuperseded Phase = "superseded"
 )
 
 // Phases lists every phase, for filters and documentation. A phase added above must be
 // added here.
 var Phases = []Phase{
 	PhasePending, PhaseChecking, PhaseAwaitingApproval, PhaseFrozen, PhaseDeploying, PhasePaused,
-	PhaseStabilizing, PhaseRollingBack, PhaseSucceeded, PhaseRolledBack, PhaseRejected, PhaseAborted, PhaseFailed,
+	PhaseQueued, PhaseStabilizing, PhaseBlocked, PhaseBreached, PhaseRollingBack, PhaseSucceeded, PhaseRolledBack,
+	PhaseRejected, PhaseAborted, PhaseFailed, PhaseSuperseded,
 }
 
 // Terminal reports whether the release has ended.
 func (p Phase) Terminal() bool {
 	switch p {
-	case PhaseSucceeded, PhaseRolledBack, PhaseRejected, PhaseAborted, PhaseFailed:
+	case PhaseSucceeded, PhaseRolledBack, PhaseRejected, PhaseAborted, PhaseFailed, PhaseSuperseded:
 		return true
 	}
 	return false
@@ -211,6 +229,15 @@ type ReleaseStatus struct {
 	Approvals           []ApprovalStatus `json:"approvals,omitempty"`
 	Failure             string           `json:"failure,omitempty"`
 	StabilizationEndsAt *time.Time       `json:"stabilizationEndsAt,omitempty"`
+	// Lock says which environment's lock the release waits for, who holds it, and the
+	// release's place in line (1: next).
+	Lock *LockStatus `json:"lock,omitempty"`
+	// Reservation says whose reservation of the next stage's environment the release waits
+	// out, and until when.
+	Reservation *ReservationStatus `json:"reservation,omitempty"`
+	// Labels are compliance metadata given at start (e.g. sox: "true"); they describe the
+	// release and never change what it ships.
+	Labels map[string]string `json:"labels,omitempty"`
 	// PausedBy and PauseReason say who paused the release and why.
 	PausedBy    string `json:"pausedBy,omitempty"`
 	PauseReason string `json:"pauseReason,omitempty"`
@@ -227,10 +254,35 @@ type ReleaseStatus struct {
 	// PreMortem is the runbook's expected failure modes, which approvers acknowledge.
 	PreMortem []runbooks.FailureMode `json:"preMortem,omitempty"`
 	// Waivers lists the waivers that let the release past a gate, policy or freeze.
-	Waivers   []string   `json:"waivers,omitempty"`
-	StartedAt time.Time  `json:"startedAt"`
-	EndedAt   *time.Time `json:"endedAt,omitempty"`
-	Timeline  []Event    `json:"timeline"`
+	Waivers []string `json:"waivers,omitempty"`
+	// Checks are what the stabilization window watches, each with its latest value against
+	// its limit; Baselines the analyses measured before the release touched production.
+	Checks    []CheckStatus    `json:"checks,omitempty"`
+	Baselines []BaselineStatus `json:"baselines,omitempty"`
+	// Breach is what broke the stabilization window, and what was decided about it.
+	Breach *BreachStatus `json:"breach,omitempty"`
+	// Rollback is the rollback's scope, steps and budget, and the circuit breakers it tripped.
+	Rollback *RollbackStatus `json:"rollback,omitempty"`
+	// CircuitBreakers are the open breakers a blocked release waits for.
+	CircuitBreakers []BreakerStatus `json:"circuitBreakers,omitempty"`
+	StartedAt       time.Time       `json:"startedAt"`
+	EndedAt         *time.Time      `json:"endedAt,omitempty"`
+	Timeline        []Event         `json:"timeline"`
+}
+
+// LockStatus is a queued release's wait for an environment.
+type LockStatus struct {
+	Environment string `json:"environment"`
+	Holder      string `json:"holder,omitempty"`
+	Position    int    `json:"position,omitempty"`
+}
+
+// ReservationStatus is a release's wait for another holder's reservation to end.
+type ReservationStatus struct {
+	Environment string     `json:"environment"`
+	Holder      string     `json:"holder"`
+	Until       *time.Time `json:"until,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
 }
 
 // StageStatus is one stage's progress.
@@ -251,6 +303,19 @@ type TargetStatus struct {
 	Output     string     `json:"output,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	DeployedAt *time.Time `json:"deployedAt,omitempty"`
+	// Rollout progress (see TargetProgress): the canary step and weight, a fleet's devices,
+	// the blue-green side, and a drift warning.
+	Step          int    `json:"step,omitempty"`
+	Steps         int    `json:"steps,omitempty"`
+	Weight        int    `json:"weight,omitempty"`
+	DevicesDone   int    `json:"devicesDone,omitempty"`
+	DevicesFailed int    `json:"devicesFailed,omitempty"`
+	DevicesTotal  int    `json:"devicesTotal,omitempty"`
+	Side          string `json:"side,omitempty"`
+	Warning       string `json:"warning,omitempty"`
+	// Undo is what the target's rollback needs (activities.TargetRequest.Undo): kept in the
+	// workflow's memory, rebuilt from the stage's signals on replay, never shown.
+	Undo *activities.Undo `json:"-"`
 }
 
 // ApprovalStatus is one approval gate and the decisions taken on it.
@@ -350,4 +415,18 @@ type TargetProgress struct {
 	Output   string    `json:"output,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	At       time.Time `json:"at"`
+	// Since the rollout change. Step of Steps is a canary stage's step, Weight the share of
+	// traffic on the new version; Devices* a hardware fleet's progress; Side the blue-green
+	// side deployed; Warning a drift the target went on despite.
+	Step          int    `json:"step,omitempty"`
+	Steps         int    `json:"steps,omitempty"`
+	Weight        int    `json:"weight,omitempty"`
+	DevicesDone   int    `json:"devicesDone,omitempty"`
+	DevicesFailed int    `json:"devicesFailed,omitempty"`
+	DevicesTotal  int    `json:"devicesTotal,omitempty"`
+	Side          string `json:"side,omitempty"`
+	Warning       string `json:"warning,omitempty"`
+	// Undo is what a rollback of the target needs, as it stands: set once the target has
+	// changed something (also while running, and on a failure that changed something).
+	Undo *activities.Undo `json:"undo,omitempty"`
 }

@@ -131,8 +131,12 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	if err != nil {
 		return err
 	}
-	acts.Store, acts.Calendars = st, cals
+	acts.Store, acts.Calendars, acts.Temporal = st, cals, tc
+	acts.Grafana = annotations(cfg)
+	withSlack(cfg, acts, logger)
+	acts.Deploy = deployClients(cfg.Rollout)
 	workers := []sdkworker.Worker{worker.NewMain(tc, acts)}
+	workers = append(workers, worker.NewCloud(tc, acts))
 	var sites []string
 	seen := map[string]bool{}
 	for _, rb := range rbs {

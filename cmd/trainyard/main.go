@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", os.Getenv("TRAINYARD_CONFIG"), "configuration file (YAML; env TRAINYARD_CONFIG)")
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newMigrateCmd(), newRunbookCmd(), newReleaseCmd(), newAuditCmd())
+	root.AddCommand(newDevicesimCmd())
 	return root
 }
 
@@ -149,7 +150,9 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		TemporalUIURL: cfg.Temporal.UIURL,
 		Namespace:     cfg.Temporal.Namespace,
 		Logger:        logger,
+		Slack:         slackServer(cfg),
 	})
+	startSocketMode(ctx, cfg, srv, logger)
 	hs := srv.HTTPServer(cfg.HTTPAddr)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
@@ -212,6 +215,7 @@ not the database.`,
 			if err != nil {
 				return err
 			}
+			acts.Deploy = deployClients(cfg.Rollout)
 			var workers []sdkworker.Worker
 			if len(sites) == 0 {
 				st, err := openStore(ctx, cfg.DatabaseURL)
@@ -219,11 +223,14 @@ not the database.`,
 					return err
 				}
 				defer st.Close()
-				acts.Store = st
+				acts.Store, acts.Temporal = st, tc
+				acts.Grafana = annotations(cfg)
+				withSlack(cfg, acts, logger)
 				if err := temporalconn.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger); err != nil {
 					logger.Warn("search attributes", "error", err)
 				}
 				workers = append(workers, worker.NewMain(tc, acts))
+				workers = append(workers, worker.NewCloud(tc, acts))
 			}
 			for _, site := range sites {
 				if !runbooks.NamePattern.MatchString(site) {

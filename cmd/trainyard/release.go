@@ -312,7 +312,8 @@ func newReleaseWatchCmd(r *releaseCLI) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch ID",
 		Short: "Follow a release until it ends: exit 0 when it succeeds, 1 otherwise",
-		Long: `Polls the release and prints each new timeline event and phase change. Exits 0 when the
+		Long: `Polls the release and prints each new timeline event and phase change, and a progress bar
+for each target whenever it moves (canary weight, devices flashed, blue-green side). Exits 0 when the
 release succeeds, and 1 (printing the failure) when it is rolled back, rejected, aborted or
 failed. Stopping the watch (Ctrl-C) does not stop the release.`,
 		Args: cobra.ExactArgs(1),
@@ -343,6 +344,7 @@ func watchRelease(ctx context.Context, c *apiclient.Client, id string, interval 
 		seenUntil time.Time
 		seenAt    = map[string]bool{} // messages already printed at seenUntil
 		failures  int
+		bars      = map[string]string{} // the progress bar last printed per target
 	)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -384,6 +386,7 @@ func watchRelease(ctx context.Context, c *apiclient.Client, id string, interval 
 				}
 				phase = st.Phase
 			}
+			printProgress(out, st, bars, now())
 			if st.Phase.Terminal() {
 				return ended(st)
 			}

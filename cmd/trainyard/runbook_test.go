@@ -146,9 +146,9 @@ func TestRunbookValidate_DefaultsToTheConfiguredRunbooksFolder(t *testing.T) {
 
 func TestRunbookValidate_SaysWhenARunbookUsesWhatIsNotYetEnforced(t *testing.T) {
 	t.Parallel()
-	canary := strings.Replace(readHello(t), "  - name: production\n    environment: production\n",
-		"  - name: production\n    environment: production\n    strategy: {type: rolling, maxParallel: 2}\n", 1)
-	file := writeRunbook(t, "canary.yaml", canary)
+	parity := strings.Replace(readHello(t), "  - name: production\n    environment: production\n",
+		"  - name: production\n    environment: production\n    requires: [hsm]\n", 1)
+	file := writeRunbook(t, "parity.yaml", parity)
 
 	stdout, _, err := runCLI(t, "runbook", "validate", file)
 	require.NoError(t, err, "valid: the language has it, this version does not run it yet")
@@ -177,7 +177,7 @@ func TestRunbookExplain_HelloShowsStagesAndTheApprovalWithItsRoles(t *testing.T)
 func TestRunbookExplain_JSONDecodesIntoAPlanAndNamesWhatIsNotYetEnforced(t *testing.T) {
 	t.Parallel()
 	blueGreen := strings.Replace(readHello(t), "  - name: production\n    environment: production\n",
-		"  - name: production\n    environment: production\n    strategy: {type: blueGreen, blueGreen: {rollbackWindow: 1h}}\n", 1)
+		"  - name: production\n    environment: production\n    requires: [hsm]\n    strategy: {type: blueGreen, blueGreen: {rollbackWindow: 1h}}\n", 1)
 	file := writeRunbook(t, "bluegreen.yaml", blueGreen)
 
 	stdout, _, err := runCLI(t, "runbook", "explain", file, "--format", "json")
@@ -191,11 +191,12 @@ func TestRunbookExplain_JSONDecodesIntoAPlanAndNamesWhatIsNotYetEnforced(t *test
 	require.Equal(t, runbooks.PlanStrategy{Type: "blueGreen", RollbackWindow: runbooks.Duration(time.Hour)}, plan.Waves[1].Stages[0].Strategy)
 	require.Equal(t, []string{"release-manager"}, plan.Governance.Approvals[0].Roles)
 	require.Len(t, plan.NotYetEnforced, 1)
-	require.True(t, strings.HasPrefix(plan.NotYetEnforced[0], "stages[1].strategy: "), plan.NotYetEnforced[0])
+	require.True(t, strings.HasPrefix(plan.NotYetEnforced[0], "stages[1].requires: "), plan.NotYetEnforced[0])
 
 	text, _, err := runCLI(t, "runbook", "explain", file)
 	require.NoError(t, err)
-	require.Contains(t, text, "the old side is kept 1h to switch back  [not yet enforced]\n")
+	require.Contains(t, text, "the old side is kept 1h to switch back\n")
+	require.Contains(t, text, "requires hsm  [not yet enforced]\n")
 	require.Contains(t, text, "\nNOT YET ENFORCED ")
 }
 

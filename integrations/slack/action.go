@@ -19,16 +19,20 @@ const (
 	KindReject   ActionKind = "reject"
 	KindAbort    ActionKind = "abort"
 	KindRollback ActionKind = "rollback"
+	// KindCancel dismisses the confirmation that /release abort and rollback answer with.
+	KindCancel ActionKind = "cancel"
 )
 
 // The wire format of Trainyard's buttons and modal, kept stable because messages already posted
 // carry it:
 //
 //   - action_id is "trainyard." + kind: trainyard.approve, trainyard.reject, trainyard.abort,
-//     trainyard.rollback.
+//     trainyard.rollback, trainyard.cancel.
 //   - value is QueryEscape(release id) + "|" + QueryEscape(gate); the gate is empty for abort
-//     and rollback. QueryEscape escapes "|", so the split is unambiguous. Slack refuses values
-//     over MaxValueLen; buttons whose value would be longer are not rendered.
+//     and rollback. QueryEscape escapes "|", so the split is unambiguous. Buttons whose value
+//     would be longer than MaxValueLen are not rendered. The confirmation of /release abort
+//     and rollback adds a third part, "|" + QueryEscape(reason), the reason typed with the
+//     command (OperatorValue, up to MaxOperatorValueLen, Slack's own limit).
 //   - the reject modal has callback_id RejectCallbackID, its reason is the plain-text input
 //     RejectReasonActionID in the input block RejectReasonBlockID, and its private_metadata is
 //     the JSON object {"release":…,"gate":…,"channel":…,"ts":…} (the message to update).
@@ -38,6 +42,9 @@ const (
 	// to 255, Slack's limit for action_id and block_id, so the value stays valid if it is ever
 	// moved into either.
 	MaxValueLen = 255
+	// MaxOperatorValueLen bounds the value of a confirmation button, which carries a reason:
+	// Slack's limit on a button's value.
+	MaxOperatorValueLen = 2000
 
 	RejectCallbackID     = "trainyard.reject_modal"
 	RejectReasonBlockID  = "reason"
@@ -59,23 +66,39 @@ func ActionValue(releaseID, gate string) (string, error) {
 	return v, nil
 }
 
-func parseActionValue(v string) (releaseID, gate string, err error) {
-	rawID, rawGate, ok := strings.Cut(v, "|")
-	if !ok {
-		return "", "", fmt.Errorf("button value %q is not release|gate", v)
+// OperatorValue is the value of the button that confirms /release abort or rollback: the
+// release and the reason typed with the command (may be empty). An error says the reason is
+// too long for a button.
+func OperatorValue(releaseID, reason string) (string, error) {
+	v := url.QueryEscape(releaseID) + "||" + url.QueryEscape(reason)
+	if len(v) > MaxOperatorValueLen {
+		return "", fmt.Errorf("the reason is too long for a slack button (%d > %d characters once encoded); shorten it", len(v), MaxOperatorValueLen)
 	}
-	if releaseID, err = url.QueryUnescape(rawID); err != nil || releaseID == "" {
-		return "", "", fmt.Errorf("button value %q has no readable release id", v)
-	}
-	if gate, err = url.QueryUnescape(rawGate); err != nil {
-		return "", "", fmt.Errorf("button value %q has no readable gate", v)
-	}
-	return releaseID, gate, nil
+	return v, nil
 }
 
-// Action is a person's click or modal submission, in Trainyard's terms. Reason is set only by
-// the reject modal; a reject button click has none and is answered by opening RejectModal with
-// TriggerID. ChannelID and MessageTS name the message the action came from (for a modal: the
+func parseActionValue(v string) (releaseID, gate, reason string, err error) {
+	parts := strings.SplitN(v, "|", 3)
+	if len(parts) < 2 {
+		return "", "", "", fmt.Errorf("button value %q is not release|gate", v)
+	}
+	if releaseID, err = url.QueryUnescape(parts[0]); err != nil || releaseID == "" {
+		return "", "", "", fmt.Errorf("button value %q has no readable release id", v)
+	}
+	if gate, err = url.QueryUnescape(parts[1]); err != nil {
+		return "", "", "", fmt.Errorf("button value %q has no readable gate", v)
+	}
+	if len(parts) == 3 {
+		if reason, err = url.QueryUnescape(parts[2]); err != nil {
+			return "", "", "", fmt.Errorf("button value %q has no readable reason", v)
+		}
+	}
+	return releaseID, gate, reason, nil
+}
+
+// Action is a person's click or modal submission, in Trainyard's terms. Reason is set by the
+// reject modal and by the confirmation of /release abort and rollback; a reject button click
+// has none and is answered by opening RejectModal with TriggerID. ChannelID and MessageTS name the message the action came from (for a modal: the
 // message it was opened from).
 type Action struct {
 	Kind        ActionKind
@@ -89,6 +112,9 @@ type Action struct {
 	ChannelID   string
 	MessageTS   string
 	Reason      string
+	// Ephemeral: the click came from a message only its reader sees (the confirmation of
+	// /release abort or rollback), which an answer may replace.
+	Ephemeral bool
 }
 
 // ErrNotTrainyard: the interaction is not one of Trainyard's buttons or modals (another app's
@@ -150,19 +176,24 @@ func parseBlockAction(cb goslack.InteractionCallback) (Action, error) {
 		}
 		kind := ActionKind(strings.TrimPrefix(ba.ActionID, actionPrefix))
 		switch kind {
-		case KindApprove, KindReject, KindAbort, KindRollback:
+		case KindApprove, KindReject, KindAbort, KindRollback, KindCancel:
 		default:
 			return Action{}, fmt.Errorf("%w: unknown action %q", ErrMalformed, ba.ActionID)
 		}
-		id, gate, err := parseActionValue(ba.Value)
+		id, gate, reason, err := parseActionValue(ba.Value)
 		if err != nil {
 			return Action{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		if (kind == KindApprove || kind == KindReject) && gate == "" {
 			return Action{}, fmt.Errorf("%w: %s button without a gate", ErrMalformed, kind)
 		}
+		if kind == KindAbort || kind == KindRollback {
+			reason = strings.TrimSpace(reason)
+		} else {
+			reason = ""
+		}
 		a := who(cb)
-		a.Kind, a.ReleaseID, a.Gate = kind, id, gate
+		a.Kind, a.ReleaseID, a.Gate, a.Reason = kind, id, gate, reason
 		a.ChannelID = cb.Container.ChannelID
 		if a.ChannelID == "" {
 			a.ChannelID = cb.Channel.ID
@@ -171,6 +202,7 @@ func parseBlockAction(cb goslack.InteractionCallback) (Action, error) {
 		if a.MessageTS == "" {
 			a.MessageTS = cb.Message.Timestamp
 		}
+		a.Ephemeral = cb.Container.IsEphemeral
 		return a, nil
 	}
 	return Action{}, ErrNotTrainyard

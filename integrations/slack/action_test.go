@@ -78,11 +78,28 @@ func TestActionValue_RoundTripsAnyReleaseAndGate(t *testing.T) {
 		v, err := ActionValue(tc.release, tc.gate)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(v), MaxValueLen)
-		id, gate, err := parseActionValue(v)
+		id, gate, reason, err := parseActionValue(v)
 		require.NoError(t, err)
 		require.Equal(t, tc.release, id)
 		require.Equal(t, tc.gate, gate)
+		require.Empty(t, reason)
 	}
+}
+
+func TestOperatorValue_CarriesTheReasonTypedWithTheCommand(t *testing.T) {
+	t.Parallel()
+	for _, reason := range []string{"", "error rate | climbing & 5% <now>", strings.Repeat("é", 300)} {
+		v, err := OperatorValue("release-shop-1.2.3", reason)
+		require.NoError(t, err)
+		got, err := ParseInteraction(blockActionsPayload(t, ActionID(KindAbort), v))
+		require.NoError(t, err)
+		require.Equal(t, KindAbort, got.Kind)
+		require.Equal(t, "release-shop-1.2.3", got.ReleaseID)
+		require.Empty(t, got.Gate)
+		require.Equal(t, strings.TrimSpace(reason), got.Reason)
+	}
+	_, err := OperatorValue("release-shop-1.2.3", strings.Repeat("é", 400))
+	require.ErrorContains(t, err, "shorten it")
 }
 
 func TestActionValue_RefusesWhatSlackWouldRefuse(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 
 // Client is what Trainyard asks of Slack's Web API.
 type Client interface {
-	// PostMessage posts to channel, in the thread of threadTS when it is set, and returns the
-	// message's ts. text is the notification and fallback text.
-	PostMessage(ctx context.Context, channel string, blocks []goslack.Block, text, threadTS string) (ts string, err error)
+	// PostMessage posts m and says where it went: Slack answers with the channel's id even
+	// when m names the channel as #name, and chat.update accepts only the id.
+	PostMessage(ctx context.Context, m Message) (Posted, error)
 	// UpdateMessage replaces the message at ts; posting the same content again changes nothing.
 	// Empty blocks leave Slack's old blocks in place (slack-go omits an empty list), so pass
 	// the full rendering every time.
@@ -29,6 +29,24 @@ type Client interface {
 	// replacing the message the interaction came from.
 	RespondURL(ctx context.Context, responseURL, text string, replaceOriginal bool) error
 	Users
+}
+
+// Message is a message to post. Text is the notification and fallback text (mrkdwn).
+type Message struct {
+	// Channel is a channel id (C…) or #name.
+	Channel string
+	Blocks  []goslack.Block
+	Text    string
+	// ThreadTS posts the message as a reply in that message's thread.
+	ThreadTS string
+	// Broadcast also shows a thread reply in the channel (reply_broadcast).
+	Broadcast bool
+}
+
+// Posted is where a message went: the channel's id and the message's ts.
+type Posted struct {
+	Channel string
+	TS      string
 }
 
 // Users is the part of Client the Directory needs.
@@ -85,20 +103,26 @@ func New(token string, opts ...goslack.Option) *WebClient {
 }
 
 // PostMessage implements Client.
-func (c *WebClient) PostMessage(ctx context.Context, channel string, blocks []goslack.Block, text, threadTS string) (string, error) {
-	opts := []goslack.MsgOption{goslack.MsgOptionText(text, false), goslack.MsgOptionBlocks(blocks...)}
-	if threadTS != "" {
-		opts = append(opts, goslack.MsgOptionTS(threadTS))
+func (c *WebClient) PostMessage(ctx context.Context, m Message) (Posted, error) {
+	opts := []goslack.MsgOption{goslack.MsgOptionText(m.Text, false), goslack.MsgOptionBlocks(m.Blocks...)}
+	if m.ThreadTS != "" {
+		opts = append(opts, goslack.MsgOptionTS(m.ThreadTS))
+		if m.Broadcast {
+			opts = append(opts, goslack.MsgOptionBroadcast())
+		}
 	}
-	var ts string
+	var p Posted
 	err := c.retry(ctx, func() (err error) {
-		_, ts, err = c.api.PostMessageContext(ctx, channel, opts...)
+		p.Channel, p.TS, err = c.api.PostMessageContext(ctx, m.Channel, opts...)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("post slack message to %s: %w", channel, err)
+		return Posted{}, fmt.Errorf("post slack message to %s: %w", m.Channel, err)
 	}
-	return ts, nil
+	if p.Channel == "" {
+		p.Channel = m.Channel
+	}
+	return p, nil
 }
 
 // UpdateMessage implements Client.

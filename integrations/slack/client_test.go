@@ -164,21 +164,41 @@ func TestWebClient_PostMessage_SendsBlocksTextAndThread(t *testing.T) {
 	ctx := context.Background()
 	blocks := ReleaseBlocks(sampleRelease())
 
-	ts, err := c.PostMessage(ctx, "C0CA5", blocks, "Release shop 1.2.3", "")
+	parent, err := c.PostMessage(ctx, Message{Channel: "C0CA5", Blocks: blocks, Text: "Release shop 1.2.3"})
 	require.NoError(t, err)
-	require.NotEmpty(t, ts)
-	_, err = c.PostMessage(ctx, "C0CA5", nil, "stage prod started", ts)
+	require.NotEmpty(t, parent.TS)
+	require.Equal(t, "C0CA5", parent.Channel)
+	_, err = c.PostMessage(ctx, Message{Channel: "C0CA5", Text: "stage prod started", ThreadTS: parent.TS})
+	require.NoError(t, err)
+	_, err = c.PostMessage(ctx, Message{Channel: "C0CA5", Text: "release failed", ThreadTS: parent.TS, Broadcast: true})
 	require.NoError(t, err)
 
 	posts := rec.sent("/chat.postMessage")
-	require.Len(t, posts, 2)
+	require.Len(t, posts, 3)
 	require.Equal(t, "C0CA5", posts[0].Form.Get("channel"))
 	require.Equal(t, "Release shop 1.2.3", posts[0].Form.Get("text"))
 	require.Empty(t, posts[0].Form.Get("thread_ts"))
 	var got goslack.Blocks
 	require.NoError(t, json.Unmarshal([]byte(posts[0].Form.Get("blocks")), &got))
 	require.Len(t, got.BlockSet, len(blocks))
-	require.Equal(t, ts, posts[1].Form.Get("thread_ts"), "thread events go under the parent message")
+	require.Equal(t, parent.TS, posts[1].Form.Get("thread_ts"), "thread events go under the parent message")
+	require.Empty(t, posts[1].Form.Get("reply_broadcast"))
+	require.Equal(t, parent.TS, posts[2].Form.Get("thread_ts"))
+	require.Equal(t, "true", posts[2].Form.Get("reply_broadcast"), "failures are also shown in the channel")
+}
+
+func TestWebClient_PostMessage_ReturnsTheChannelIDSlackAnswers(t *testing.T) {
+	t.Parallel()
+	_, c, _, _ := newSlack(t, func(cu slacktest.Customize) {
+		cu.Handle("/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			require.Equal(t, "#releases", r.PostForm.Get("channel"))
+			writeJSON(w, map[string]any{"ok": true, "channel": "C0RELEASES", "ts": "1700000000.000300"})
+		})
+	})
+	p, err := c.PostMessage(context.Background(), Message{Channel: "#releases", Text: "hello"})
+	require.NoError(t, err)
+	require.Equal(t, Posted{Channel: "C0RELEASES", TS: "1700000000.000300"}, p, "chat.update needs the id, not the name")
 }
 
 func TestWebClient_UpdateMessage_ReplacesTheMessage(t *testing.T) {
@@ -341,9 +361,9 @@ func TestWebClient_RetriesAfterTheDelaySlackGives(t *testing.T) {
 	calls := 0
 	_, c, _, waits := newSlack(t, rateLimited("7", 1, &calls, &mu))
 
-	ts, err := c.PostMessage(context.Background(), "C0CA5", nil, "hello", "")
+	p, err := c.PostMessage(context.Background(), Message{Channel: "C0CA5", Text: "hello"})
 	require.NoError(t, err)
-	require.Equal(t, "1700000000.000200", ts)
+	require.Equal(t, "1700000000.000200", p.TS)
 	require.Equal(t, 2, calls)
 	require.Equal(t, []time.Duration{7 * time.Second}, *waits)
 }
@@ -353,7 +373,7 @@ func TestWebClient_RetryAfterZeroStillWaits(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
 	_, c, _, waits := newSlack(t, rateLimited("0", 1, &calls, &mu))
-	_, err := c.PostMessage(context.Background(), "C0CA5", nil, "hello", "")
+	_, err := c.PostMessage(context.Background(), Message{Channel: "C0CA5", Text: "hello"})
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{time.Second}, *waits)
 }
@@ -394,7 +414,7 @@ func TestWebClient_GivesUpOnRateLimits(t *testing.T) {
 			ctx, cancel := tt.ctx()
 			defer cancel()
 
-			_, err := c.PostMessage(ctx, "C0CA5", nil, "hello", "")
+			_, err := c.PostMessage(ctx, Message{Channel: "C0CA5", Text: "hello"})
 			var rl *goslack.RateLimitedError
 			require.ErrorAs(t, err, &rl)
 			require.True(t, IsRetryable(err), "an activity retry may succeed later")
@@ -422,7 +442,7 @@ func TestWebClient_StopsWaitingWhenTheContextEnds(t *testing.T) {
 		cancel() // the caller gives up while the client waits
 		return sleepCtx(ctx, time.Hour)
 	}
-	_, err := c.PostMessage(ctx, "C0CA5", nil, "hello", "")
+	_, err := c.PostMessage(ctx, Message{Channel: "C0CA5", Text: "hello"})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, 1, calls)
 	require.False(t, IsRetryable(err))

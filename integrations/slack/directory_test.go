@@ -205,8 +205,9 @@ func TestFake_UpdateMessage_RefusesAnUnknownMessage(t *testing.T) {
 	t.Parallel()
 	f := NewFake()
 	ctx := context.Background()
-	ts, err := f.PostMessage(ctx, "C1", nil, "first", "")
+	p, err := f.PostMessage(ctx, Message{Channel: "C1", Text: "first"})
 	require.NoError(t, err)
+	ts := p.TS
 	require.NoError(t, f.UpdateMessage(ctx, "C1", ts, nil, "second"))
 	m, ok := f.Message("C1", ts)
 	require.True(t, ok)
@@ -217,4 +218,34 @@ func TestFake_UpdateMessage_RefusesAnUnknownMessage(t *testing.T) {
 	var se goslack.SlackErrorResponse
 	require.True(t, errors.As(err, &se))
 	require.Equal(t, "message_not_found", se.Err)
+}
+
+func TestFake_PostMessage_AnswersWithTheChannelIDAsSlackDoes(t *testing.T) {
+	t.Parallel()
+	f := NewFake()
+	f.Channels["releases"] = "C0REL"
+	ctx := context.Background()
+	p, err := f.PostMessage(ctx, Message{Channel: "#releases", Text: "parent"})
+	require.NoError(t, err)
+	require.Equal(t, "C0REL", p.Channel)
+	other, err := f.PostMessage(ctx, Message{Channel: "#ops-team", Text: "x"})
+	require.NoError(t, err)
+	require.Equal(t, "COPSTEAM", other.Channel)
+
+	var se goslack.SlackErrorResponse
+	err = f.UpdateMessage(ctx, "#releases", p.TS, nil, "by name")
+	require.True(t, errors.As(err, &se))
+	require.Equal(t, "channel_not_found", se.Err, "chat.update wants the id")
+	require.NoError(t, f.UpdateMessage(ctx, "C0REL", p.TS, nil, "by id"))
+
+	reply, err := f.PostMessage(ctx, Message{Channel: p.Channel, ThreadTS: p.TS, Text: "failed", Broadcast: true})
+	require.NoError(t, err)
+	m, ok := f.Message(p.Channel, reply.TS)
+	require.True(t, ok)
+	require.True(t, m.Broadcast)
+	require.Equal(t, p.TS, m.ThreadTS)
+
+	_, err = f.PostMessage(ctx, Message{Channel: p.Channel, ThreadTS: "1.1", Text: "orphan"})
+	require.True(t, errors.As(err, &se))
+	require.Equal(t, "thread_not_found", se.Err)
 }

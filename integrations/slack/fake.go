@@ -4,16 +4,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
 
 	goslack "github.com/slack-go/slack"
 )
 
 // Fake is an in-memory Client for tests of packages that talk to Slack through this one. It
-// keeps every message by channel and ts, so a test reads what a person would see, and answers
-// users.info and usergroups.users.list from Emails and Groups. Err, when set, fails every call
-// whose method name it returns an error for. Safe for concurrent use.
+// keeps every message by channel id and ts, so a test reads what a person would see, and
+// answers users.info and usergroups.users.list from Emails and Groups. Like Slack, it accepts
+// a #name when posting, answers with the channel's id (from Channels, or "C" and the name in
+// capitals), and accepts only ids in chat.update. Err, when set, fails every call whose method
+// name it returns an error for. Safe for concurrent use.
 type Fake struct {
+	// Channels maps a channel name (without #) to its id.
+	Channels map[string]string
 	// Emails maps user id → email; Groups maps user group id → member user ids.
 	Emails map[string]string
 	Groups map[string][]string
@@ -36,8 +42,10 @@ type FakeMessage struct {
 	Channel  string
 	TS       string
 	ThreadTS string
-	Text     string
-	Blocks   []goslack.Block
+	// Broadcast: a thread reply also shown in the channel.
+	Broadcast bool
+	Text      string
+	Blocks    []goslack.Block
 	// Updates counts the chat.update calls applied.
 	Updates int
 }
@@ -61,7 +69,7 @@ var _ Client = (*Fake)(nil)
 
 // NewFake returns an empty Fake.
 func NewFake() *Fake {
-	return &Fake{Emails: map[string]string{}, Groups: map[string][]string{}}
+	return &Fake{Channels: map[string]string{}, Emails: map[string]string{}, Groups: map[string][]string{}}
 }
 
 func (f *Fake) enter(method string) error {
@@ -79,25 +87,63 @@ func (f *Fake) enter(method string) error {
 }
 
 // PostMessage implements Client.
-func (f *Fake) PostMessage(_ context.Context, channel string, blocks []goslack.Block, text, threadTS string) (string, error) {
+func (f *Fake) PostMessage(_ context.Context, m Message) (Posted, error) {
 	if err := f.enter("chat.postMessage"); err != nil {
-		return "", err
+		return Posted{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	channel := f.channelID(m.Channel)
+	if m.ThreadTS != "" && !f.has(channel, m.ThreadTS) {
+		return Posted{}, fmt.Errorf("post slack message to %s: %w", m.Channel, goslack.SlackErrorResponse{Err: "thread_not_found"})
+	}
 	f.seq++
 	ts := fmt.Sprintf("1700000000.%06d", f.seq)
-	f.messages = append(f.messages, FakeMessage{Channel: channel, TS: ts, ThreadTS: threadTS, Text: text, Blocks: slices.Clone(blocks)})
-	return ts, nil
+	f.messages = append(f.messages, FakeMessage{
+		Channel: channel, TS: ts, ThreadTS: m.ThreadTS, Broadcast: m.Broadcast && m.ThreadTS != "",
+		Text: m.Text, Blocks: slices.Clone(m.Blocks),
+	})
+	return Posted{Channel: channel, TS: ts}, nil
 }
 
-// UpdateMessage implements Client; an unknown message is Slack's message_not_found.
+// channelID resolves a #name as Slack does; f.mu is held.
+func (f *Fake) channelID(channel string) string {
+	name, ok := strings.CutPrefix(channel, "#")
+	if !ok {
+		return channel
+	}
+	if id, ok := f.Channels[name]; ok {
+		return id
+	}
+	return "C" + strings.ToUpper(strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, name))
+}
+
+// has reports whether a message exists; f.mu is held.
+func (f *Fake) has(channel, ts string) bool {
+	for _, m := range f.messages {
+		if m.Channel == channel && m.TS == ts {
+			return true
+		}
+	}
+	return false
+}
+
+// UpdateMessage implements Client; an unknown message is Slack's message_not_found, and a
+// channel given by name its channel_not_found.
 func (f *Fake) UpdateMessage(_ context.Context, channel, ts string, blocks []goslack.Block, text string) error {
 	if err := f.enter("chat.update"); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if strings.HasPrefix(channel, "#") {
+		return fmt.Errorf("update slack message %s in %s: %w", ts, channel, goslack.SlackErrorResponse{Err: "channel_not_found"})
+	}
 	for i := range f.messages {
 		if m := &f.messages[i]; m.Channel == channel && m.TS == ts {
 			m.Text, m.Blocks = text, slices.Clone(blocks)

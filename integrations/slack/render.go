@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	goslack "github.com/slack-go/slack"
 )
@@ -26,6 +27,24 @@ type ReleaseView struct {
 	Failure     string
 	StatusURL   string
 	TemporalURL string
+	// Gates are the readiness gates and their verdicts (passed, waived, failed, …).
+	Gates []GateView
+	// PausedBy and PauseReason say who holds a paused release, and why.
+	PausedBy    string
+	PauseReason string
+}
+
+// GateView is one readiness gate's verdict.
+type GateView struct {
+	Name    string
+	State   string
+	Summary string
+}
+
+// EventView is one line of the release's timeline.
+type EventView struct {
+	At      time.Time
+	Message string
 }
 
 // ComponentView is one component that ships.
@@ -51,15 +70,17 @@ type TargetView struct {
 // ApprovalView is one approval gate. Why says why the gate exists ("CAB added because impact
 // 72 >= 60"); PreMortem lists what could go wrong.
 type ApprovalView struct {
-	Gate      string
-	Before    string
-	Roles     []string
-	Required  int
-	Approved  int
-	State     string
-	Decisions []DecisionView
-	Why       string
-	PreMortem []string
+	Gate     string
+	Before   string
+	Roles    []string
+	Required int
+	// DistinctRoles must each be held by a different approver.
+	DistinctRoles []string
+	Approved      int
+	State         string
+	Decisions     []DecisionView
+	Why           string
+	PreMortem     []string
 }
 
 // DecisionView is one person's approval or rejection.
@@ -93,7 +114,9 @@ const (
 
 var phaseEmoji = map[string]string{
 	"pending":           ":hourglass_flowing_sand:",
+	"checking":          ":mag:",
 	"awaiting_approval": ":raised_hand:",
+	"paused":            ":double_vertical_bar:",
 	"frozen":            ":snowflake:",
 	"deploying":         ":rocket:",
 	"stabilizing":       ":eyes:",
@@ -180,6 +203,13 @@ func ReleaseBlocks(v ReleaseView) []goslack.Block {
 	}
 	if len(waiting) > 0 {
 		blocks = append(blocks, section(":raised_hand: Waiting for approval: "+strings.Join(waiting, ", ")))
+	}
+	if v.PausedBy != "" {
+		line := ":double_vertical_bar: Paused by *" + esc(v.PausedBy) + "*"
+		if v.PauseReason != "" {
+			line += ": " + esc(v.PauseReason)
+		}
+		blocks = append(blocks, section(line))
 	}
 	if v.Failure != "" {
 		blocks = append(blocks, section(":x: *Failure:* "+esc(v.Failure)))
@@ -278,18 +308,29 @@ func ApprovalBlocks(v ReleaseView, gate string) []goslack.Block {
 		blocks = append(blocks, section(strings.Join(lines, "\n")))
 	}
 	var passed []string
+	for _, rg := range v.Gates {
+		switch rg.State {
+		case "passed":
+			passed = append(passed, esc(rg.Name))
+		case "waived":
+			passed = append(passed, esc(rg.Name)+" (waived)")
+		}
+	}
 	for _, a := range v.Approvals {
 		if a.Gate != g.Gate && a.State == GateApproved {
 			passed = append(passed, esc(a.Gate))
 		}
 	}
 	if len(passed) > 0 {
-		blocks = append(blocks, contextBlock(":white_check_mark: Gates passed: "+strings.Join(passed, ", ")))
+		blocks = append(blocks, contextBlock(":white_check_mark: Gates passed: "+strings.Join(limit(passed), ", ")))
 	}
 
 	who := "Anyone may approve"
 	if len(g.Roles) > 0 {
 		who = "Who may approve: " + esc(strings.Join(g.Roles, ", "))
+	}
+	if len(g.DistinctRoles) > 0 {
+		who += " (" + esc(strings.Join(g.DistinctRoles, ", ")) + " each by a different person)"
 	}
 	blocks = append(blocks, section(fmt.Sprintf("%s. Approvals: %s.", who, quorum(*g))))
 
@@ -319,10 +360,20 @@ func approvalButtons(v ReleaseView, g ApprovalView) []goslack.BlockElement {
 	return []goslack.BlockElement{
 		goslack.NewButtonBlockElement(ActionID(KindApprove), value, plain("Approve")).
 			WithStyle(goslack.StylePrimary).
-			WithConfirm(confirm("Approve "+g.Gate+"?",
-				fmt.Sprintf("You approve %s %s for %s. Your name goes into the audit log.", v.Runbook, v.Version, or(g.Before, "release")), "Approve", false)),
+			WithConfirm(confirm("Approve "+g.Gate+"?", approveConfirmText(v, g), "Approve", false)),
 		goslack.NewButtonBlockElement(ActionID(KindReject), value, plain("Reject")).WithStyle(goslack.StyleDanger),
 	}
+}
+
+// approveConfirmText is the Approve button's confirmation. When the release lists what could
+// go wrong, confirming acknowledges it: the approver says they read it.
+func approveConfirmText(v ReleaseView, g ApprovalView) string {
+	text := fmt.Sprintf("You approve %s %s for %s. Your name goes into the audit log.", v.Runbook, v.Version, or(g.Before, "release"))
+	if len(g.PreMortem) > 0 {
+		text = fmt.Sprintf("You approve %s %s for %s and acknowledge the %d expected failure mode(s) listed under What could go wrong. Your name goes into the audit log.",
+			v.Runbook, v.Version, or(g.Before, "release"), len(g.PreMortem))
+	}
+	return text
 }
 
 func decisionLines(ds []DecisionView) string {
@@ -436,6 +487,95 @@ func safeURL(u string) string {
 // ThreadText is a stage event posted in the release's thread.
 func ThreadText(event string) string {
 	return truncate(esc(event), maxSectionText)
+}
+
+// EventBatch is one thread reply carrying Events timeline events.
+type EventBatch struct {
+	Text   string
+	Events int
+}
+
+// EventBatches are the thread replies that carry events: one line per event ("`14:02:05`
+// stage prod started", UTC), in as few replies as Slack's text limit allows, so a burst of
+// events costs one call rather than one each. skipped counts earlier events left out; the
+// first reply says so.
+func EventBatches(events []EventView, skipped int) []EventBatch {
+	var out []EventBatch
+	var b strings.Builder
+	n, count := 0, 0
+	add := func(line string, isEvent bool) {
+		line = truncate(line, maxSectionText)
+		ln := utf8.RuneCountInString(line)
+		if n > 0 && n+1+ln > maxSectionText {
+			out = append(out, EventBatch{Text: b.String(), Events: count})
+			b.Reset()
+			n, count = 0, 0
+		}
+		if n > 0 {
+			b.WriteByte('\n')
+			n++
+		}
+		b.WriteString(line)
+		n += ln
+		if isEvent {
+			count++
+		}
+	}
+	if skipped > 0 {
+		add(fmt.Sprintf("_… %d earlier event(s) are in the release status._", skipped), false)
+	}
+	for _, e := range events {
+		msg := strings.Join(strings.Fields(e.Message), " ")
+		add("`"+e.At.UTC().Format("15:04:05")+"` "+esc(msg), true)
+	}
+	if n > 0 {
+		out = append(out, EventBatch{Text: b.String(), Events: count})
+	}
+	return out
+}
+
+// BroadcastText announces in the channel what everyone following the release must see: that
+// it failed, is rolling back, was rolled back or aborted.
+func BroadcastText(v ReleaseView) string {
+	s := fmt.Sprintf("%s *Release %s %s %s*", PhaseEmoji(v.Phase), esc(v.Runbook), esc(v.Version), esc(human(v.Phase)))
+	if v.Failure != "" {
+		s += ": " + esc(v.Failure)
+	}
+	return truncate(s, maxSectionText)
+}
+
+// OperatorConfirmBlocks is the ephemeral answer to /release abort or rollback: what will
+// happen, and a button that does it (with Slack's confirmation dialog too) next to Cancel.
+func OperatorConfirmBlocks(kind ActionKind, releaseID, reason string) ([]goslack.Block, error) {
+	value, err := OperatorValue(releaseID, reason)
+	if err != nil {
+		return nil, err
+	}
+	cancel, err := ActionValue(releaseID, "")
+	if err != nil {
+		return nil, err
+	}
+	what, label := "Abort", "Abort release"
+	effect := "stops the release and rolls back everything it deployed"
+	if kind == KindRollback {
+		what, label = "Roll back", "Roll back release"
+		effect = "undoes what the release deployed, last deployed first"
+	}
+	text := fmt.Sprintf("*%s `%s`?* This %s.", what, esc(truncate(releaseID, 300)), effect)
+	if reason != "" {
+		text += "\nReason: " + esc(reason)
+	} else {
+		text += "\nNo reason given; the audit log records who did it."
+	}
+	return []goslack.Block{
+		section(text),
+		goslack.NewActionBlock("trainyard.confirm",
+			goslack.NewButtonBlockElement(ActionID(kind), value, plain(label)).
+				WithStyle(goslack.StyleDanger).
+				WithConfirm(confirm(what+" this release?", "This cannot be undone.", what, true)),
+			goslack.NewButtonBlockElement(ActionID(KindCancel), cancel, plain("Cancel")),
+		),
+	}, nil
 }
 
 // FallbackText is the plain text sent with a release message: notifications and clients that

@@ -390,3 +390,93 @@ func TestThreadText_EscapesAndBoundsTheEvent(t *testing.T) {
 	require.Equal(t, "stage prod started &lt;!here&gt;", ThreadText("stage prod started <!here>"))
 	require.Equal(t, maxSectionText, utf8.RuneCountInString(ThreadText(strings.Repeat("é", 5000))))
 }
+
+func TestReleaseBlocks_ShowsWhoPausedTheReleaseAndWhy(t *testing.T) {
+	t.Parallel()
+	v := sampleRelease()
+	v.Phase, v.PausedBy, v.PauseReason = "paused", "alice", "payments <asked> to wait"
+	blocks := ReleaseBlocks(v)
+	text := texts(blocks)
+	require.Contains(t, text, ":double_vertical_bar: Release shop 1.2.3")
+	require.Contains(t, text, "Paused by *alice*: payments &lt;asked&gt; to wait")
+	require.Equal(t, []ActionKind{KindAbort}, buttonKinds(blocks))
+}
+
+func TestApprovalBlocks_CountsReadinessGatesAsPassed(t *testing.T) {
+	t.Parallel()
+	v := sampleRelease()
+	v.Gates = []GateView{
+		{Name: "image-scan", State: "passed"},
+		{Name: "coverage", State: "waived"},
+		{Name: "perf", State: "skipped"},
+	}
+	v.Approvals[1].DistinctRoles = []string{"release-manager", "sre"}
+	text := texts(ApprovalBlocks(v, "prod-signoff"))
+	require.Contains(t, text, "Gates passed: image-scan, coverage (waived), security")
+	require.NotContains(t, text, "perf")
+	require.Contains(t, text, "(release-manager, sre each by a different person)")
+}
+
+func TestEventBatches_PacksEventsIntoFewRepliesWithinSlacksLimit(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 2, 14, 2, 5, 0, time.FixedZone("CET", 3600))
+	require.Equal(t, []EventBatch{{Text: "`13:02:05` stage prod started\n`13:02:05` deploying &lt;eu-1&gt; now", Events: 2}},
+		EventBatches([]EventView{{At: at, Message: "stage prod started"}, {At: at, Message: "deploying <eu-1>\nnow"}}, 0))
+	require.Nil(t, EventBatches(nil, 0))
+	require.Equal(t, []EventBatch{{Text: "_… 3 earlier event(s) are in the release status._"}}, EventBatches(nil, 3))
+
+	var many []EventView
+	for i := range 400 {
+		many = append(many, EventView{At: at, Message: fmt.Sprintf("event %03d %s", i, strings.Repeat("x", 40))})
+	}
+	many = append(many, EventView{At: at, Message: strings.Repeat("é", 5000)})
+	out := EventBatches(many, 7)
+	require.Greater(t, len(out), 1)
+	events, lines := 0, 0
+	for _, o := range out {
+		require.LessOrEqual(t, utf8.RuneCountInString(o.Text), maxSectionText)
+		events += o.Events
+		lines += strings.Count(o.Text, "\n") + 1
+	}
+	require.Equal(t, len(many), events, "every event is in one of the replies")
+	require.Equal(t, len(many)+1, lines, "one line per event, and the note about the 7 left out")
+}
+
+func TestBroadcastText_SaysWhatHappenedAndWhy(t *testing.T) {
+	t.Parallel()
+	v := sampleRelease()
+	v.Phase, v.Failure = "rolling_back", "prod-b: health check <failed>"
+	require.Equal(t, ":rewind: *Release shop 1.2.3 rolling back*: prod-b: health check &lt;failed&gt;", BroadcastText(v))
+}
+
+func TestOperatorConfirmBlocks_AsksBeforeAbortingOrRollingBack(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []ActionKind{KindAbort, KindRollback} {
+		blocks, err := OperatorConfirmBlocks(kind, "release-shop-1.2.3", "error rate climbing")
+		require.NoError(t, err)
+		requireWithinSlackLimits(t, blocks)
+		require.Contains(t, texts(blocks), "Reason: error rate climbing")
+		require.Equal(t, []ActionKind{kind, KindCancel}, buttonKinds(blocks))
+		do := buttons(blocks)[0]
+		require.NotNil(t, do.Confirm)
+		a, err := ParseInteraction(blockActionsPayload(t, do.ActionID, do.Value))
+		require.NoError(t, err)
+		require.Equal(t, "error rate climbing", a.Reason)
+		c, err := ParseInteraction(blockActionsPayload(t, buttons(blocks)[1].ActionID, buttons(blocks)[1].Value))
+		require.NoError(t, err)
+		require.Equal(t, KindCancel, c.Kind)
+		require.Equal(t, "release-shop-1.2.3", c.ReleaseID)
+	}
+	_, err := OperatorConfirmBlocks(KindAbort, "release-shop-1.2.3", strings.Repeat("é", 400))
+	require.Error(t, err)
+}
+
+func TestApprovalBlocks_ApprovingAcknowledgesWhatCouldGoWrong(t *testing.T) {
+	t.Parallel()
+	v := sampleRelease()
+	approve := buttons(ApprovalBlocks(v, "prod-signoff"))[0]
+	require.Contains(t, approve.Confirm.Text.Text, "acknowledge the 1 expected failure mode(s)")
+	v.Approvals[1].PreMortem = nil
+	approve = buttons(ApprovalBlocks(v, "prod-signoff"))[0]
+	require.NotContains(t, approve.Confirm.Text.Text, "acknowledge")
+}

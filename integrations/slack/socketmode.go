@@ -45,14 +45,16 @@ func Ephemeral(text string, blocks ...goslack.Block) CommandResponse {
 // Escape makes s show as typed in mrkdwn (no links, mentions or @channel).
 func Escape(s string) string { return esc(s) }
 
-// commandFailed is the reply when a Handler fails: the details are in the log, not in Slack.
-const commandFailed = "Trainyard could not handle this command because of an error on its side (it is logged). Try again in a minute; if it persists, tell the Trainyard operators."
+// CommandFailed is the reply when a Handler fails: the details are in the log, not in Slack.
+const CommandFailed = "Trainyard could not handle this command because of an error on its side (it is logged). Try again in a minute; if it persists, tell the Trainyard operators."
 
 // RunSocketMode connects to Slack over Socket Mode with an app-level token (xapp-…, scope
 // connections:write) and a bot token (xoxb-…), hands every slash command and interaction to h
 // and acknowledges each envelope with h's response. It reconnects when Slack asks, returns nil
 // when ctx ends and an error when Slack refuses the tokens.
-func RunSocketMode(ctx context.Context, appToken, botToken string, h Handler, logger *slog.Logger) error {
+// opts go to slack-go after Trainyard's defaults (slack.OptionAPIURL for a proxy or a test
+// server).
+func RunSocketMode(ctx context.Context, appToken, botToken string, h Handler, logger *slog.Logger, opts ...goslack.Option) error {
 	if !strings.HasPrefix(appToken, "xapp-") {
 		return errors.New("slack socket mode: the app token is not an app-level token (xapp-…); create one with the connections:write scope under Basic Information → App-Level Tokens")
 	}
@@ -62,7 +64,7 @@ func RunSocketMode(ctx context.Context, appToken, botToken string, h Handler, lo
 	if logger == nil {
 		logger = slog.Default()
 	}
-	smc := newSocketModeClient(appToken, botToken, logger)
+	smc := newSocketModeClient(appToken, botToken, logger, opts...)
 	return runSocketMode(ctx, smc, smc.Events, h, logger)
 }
 
@@ -171,7 +173,7 @@ func dispatch(ctx context.Context, evt socketmode.Event, h Handler, logger *slog
 	if err != nil {
 		log.Error("handle slack envelope", "error", err)
 		if isCommand {
-			return envelope, Ephemeral(commandFailed), true
+			return envelope, Ephemeral(CommandFailed), true
 		}
 		return envelope, nil, true
 	}

@@ -193,7 +193,7 @@ func TestRunSocketMode_AnswersHandlerFailuresWithoutDetails(t *testing.T) {
 			events <- commandEvent("env-c", "list")
 			got := nextAck(t, sock.acks)
 			require.Equal(t, "env-c", got.envelope)
-			require.Equal(t, Ephemeral(commandFailed), got.payload)
+			require.Equal(t, Ephemeral(CommandFailed), got.payload)
 
 			events <- socketmode.Event{Type: socketmode.EventTypeInteractive, Data: goslack.InteractionCallback{Type: goslack.InteractionTypeBlockActions},
 				Request: &socketmode.Request{EnvelopeID: "env-i"}}

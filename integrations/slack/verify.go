@@ -81,6 +81,11 @@ func VerifyRequest(r *http.Request, signingSecret string, now time.Time, maxBody
 		return nil, ErrBadSignature
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		// A server-wide http.MaxBytesReader, below maxBody, got there first.
+		return nil, ErrBodyTooLarge
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read slack request body: %w", err)
 	}

@@ -158,6 +158,16 @@ func TestVerifyRequest_Refuses(t *testing.T) {
 			want:    ErrBodyTooLarge,
 		},
 		{
+			name: "body cut off by the server's own limit",
+			request: func() *http.Request {
+				r := signedRequest("/slack/commands", testSecret, now, body)
+				r.ContentLength = -1
+				r.Body = http.MaxBytesReader(nil, io.NopCloser(strings.NewReader(body)), 10)
+				return r
+			},
+			want: ErrBodyTooLarge,
+		},
+		{
 			name: "payload smuggled in the query string",
 			request: func() *http.Request {
 				return signedRequest("/slack/interactions?payload=%7B%22type%22%3A%22block_actions%22%7D", testSecret, now, "payload=%7B%7D")
