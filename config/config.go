@@ -45,13 +45,15 @@ type Config struct {
 	LogFormat string `yaml:"logFormat"`
 	// Principals are the API's callers, each with a bearer token and roles.
 	Principals []Principal `yaml:"principals"`
-	Site       Site        `yaml:"site"`
-	ServiceNow ServiceNow  `yaml:"servicenow"`
-	Governance Governance  `yaml:"governance"`
-	Prometheus Prometheus  `yaml:"prometheus"`
-	Slack      Slack       `yaml:"slack"`
-	Grafana    Grafana     `yaml:"grafana"`
-	Rollout    Rollout     `yaml:"rollout"`
+	// Groups give roles to their members (principals, and people Slack maps to a principal).
+	Groups     []Group    `yaml:"groups"`
+	Site       Site       `yaml:"site"`
+	ServiceNow ServiceNow `yaml:"servicenow"`
+	Governance Governance `yaml:"governance"`
+	Prometheus Prometheus `yaml:"prometheus"`
+	Slack      Slack      `yaml:"slack"`
+	Grafana    Grafana    `yaml:"grafana"`
+	Rollout    Rollout    `yaml:"rollout"`
 }
 
 // Governance configures freeze calendars and waivers.
@@ -360,6 +362,7 @@ func (c Config) Validate(allowDevTokens bool) error {
 		errs = append(errs, fmt.Errorf("logFormat (TRAINYARD_LOG_FORMAT) is %q; use json or text", c.LogFormat))
 	}
 	errs = append(errs, c.Governance.validate()...)
+	errs = append(errs, c.validateGroups()...)
 	names := map[string]bool{}
 	tokens := map[string]string{}
 	for i, p := range c.Principals {

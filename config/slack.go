@@ -141,7 +141,15 @@ func (s Slack) validate() []error {
 func (c Config) PrincipalRoles() map[string][]string {
 	out := make(map[string][]string, len(c.Principals))
 	for _, p := range c.Principals {
-		out[p.Name] = slices.Clone(p.Roles)
+		out[p.Name] = c.RolesOf(p.Name, p.Roles)
+	}
+	// People Slack maps to a name no API principal has still get their groups' roles.
+	for _, g := range c.Groups {
+		for _, m := range g.Members {
+			if _, ok := out[m]; !ok {
+				out[m] = c.RolesOf(m, nil)
+			}
+		}
 	}
 	return out
 }

@@ -62,3 +62,16 @@ func TestReservation_AReleaseWaitsOutAnotherRunbooksSlotAndPromotionsAreRecorded
 	require.Equal(t, got.Promotions[0].Artifact, got.Promotions[1].Artifact, "the same digest in every stage")
 	require.True(t, strings.Contains(got.Promotions[0].Artifact, "@sha256:"))
 }
+
+// Two regions after staging deploy at once, on two site workers: each region's command waits
+// for the other's to be running, so the release succeeds only if the stages overlap.
+func TestGraph_TwoRegionsDeployAtOnceOnTwoSiteWorkers(t *testing.T) {
+	res := startRelease(t, ciToken, "regions", "1.0.0")
+	st := waitFor(t, res.ID, 3*time.Minute, "success", phaseIs(workflows.PhaseSucceeded))
+	for _, s := range st.Stages {
+		require.Equal(t, workflows.StateSucceeded, s.State, s.Name)
+	}
+	require.Contains(t, st.Stages[1].Targets[0].Output, "alongside us-a")
+	require.Contains(t, st.Stages[2].Targets[0].Output, "alongside eu-a")
+	saveHistory(t, res.ID)
+}

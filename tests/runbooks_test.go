@@ -137,6 +137,32 @@ stabilization: 1s
 	// rollout and rollout-bench: see tests/rollout_test.go.
 	"rollout":       rolloutRunbook(),
 	"rollout-bench": rolloutBenchRunbook(),
+	// regions: staging, then two regions at once on two site workers. Each region's deploy
+	// waits for the other's to be running, so the release only succeeds if they overlap.
+	"regions": `name: regions
+x-meet: &meet |
+  d="../shared/$TRAINYARD_RELEASE"; mkdir -p "$d"; touch "$d/$TRAINYARD_TARGET.running"
+  case "$TRAINYARD_TARGET" in eu-a) other=us-a ;; *) other=eu-a ;; esac
+  i=0; while [ ! -e "$d/$other.running" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  [ -e "$d/$other.running" ] || { echo "$other never ran alongside $TRAINYARD_TARGET" >&2; exit 1; }
+  echo "deployed $TRAINYARD_TARGET alongside $other"
+stabilization: 1s
+stages:
+  - name: staging
+    environment: staging
+    targets:
+      - {name: stg, kind: command, site: e2e, deploy: 'echo staged', rollback: 'echo undone'}
+  - name: eu
+    environment: production-eu
+    after: [staging]
+    targets:
+      - {name: eu-a, kind: command, site: e2e, timeout: 2m, deploy: *meet, rollback: 'echo undone'}
+  - name: us
+    environment: production-us
+    after: [staging]
+    targets:
+      - {name: us-a, kind: command, site: lab, timeout: 2m, deploy: *meet, rollback: 'echo undone'}
+`,
 	// bench: held at a two-person approval before anything deploys.
 	"bench": scripts() + `name: bench
 approvals:

@@ -143,7 +143,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	srv := server.New(server.Deps{
 		Engine:        &server.TemporalEngine{Client: tc},
 		Store:         st,
-		Auth:          config.NewAuthenticator(cfg.Principals),
+		Auth:          config.NewAuthenticator(cfg.ResolvedPrincipals()),
 		Catalog:       reg,
 		Governance:    server.Governance{Calendars: cals, Config: cfg.Governance},
 		PublicURL:     cfg.PublicBaseURL(),
