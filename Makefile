@@ -42,7 +42,7 @@ clean:
 
 # The end-to-end tests whose releases are kept as replay histories, and the file prefix of
 # this recording (one per workflow version, so older histories stay beside newer ones).
-HISTORY_TESTS ?= TestGraph_|TestRelease_SucceedsThroughTheAPI|TestRelease_DeployFailureRollsBackInReverse|TestReadiness_AGateWaiverLetsTheNextReleaseThrough|TestLock_OneReleaseAtATimeInAnEnvironment|TestStabilization|TestRollout_
+HISTORY_TESTS ?= TestSlack_|TestGraph_|TestRelease_SucceedsThroughTheAPI|TestRelease_DeployFailureRollsBackInReverse|TestReadiness_AGateWaiverLetsTheNextReleaseThrough|TestLock_OneReleaseAtATimeInAnEnvironment|TestStabilization|TestRollout_
 HISTORY_PREFIX ?= v4-
 
 ## record-histories: record release histories for the replay tests (after a deliberate, versioned change)

@@ -339,6 +339,7 @@ func TestSlack_StartFollowAndApproveFromSlack(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, string(body))
 	}
 	st = waitFor(t, id, 2*time.Minute, "success", phaseIs(workflows.PhaseSucceeded))
+	defer saveHistory(t, id)
 	require.Len(t, st.Approvals[0].Decisions, 1)
 	require.Equal(t, "alice", st.Approvals[0].Decisions[0].Actor)
 
@@ -387,6 +388,7 @@ func TestSlack_RejectWithAReasonThroughTheModal(t *testing.T) {
 	require.Empty(t, bytes.TrimSpace(body), "the modal closes")
 
 	st := waitFor(t, id, 2*time.Minute, "rejection", phaseIs(workflows.PhaseRejected))
+	defer saveHistory(t, id)
 	require.Contains(t, st.Failure, "rejected at prod-signoff by carol@example.com: error budget is gone")
 	rejects := auditRows(t, id, "release.reject")
 	require.Len(t, rejects, 1)
