@@ -41,11 +41,17 @@ func (s *Server) environmentRoutes(api *gin.RouterGroup) {
 }
 
 func (s *Server) environmentStore(c *gin.Context) EnvironmentStore {
-	if st, ok := s.deps.Store.(EnvironmentStore); ok {
-		return st
+	return storePart[EnvironmentStore](c, s.deps.Store, "reservations and promotions")
+}
+
+// storePart is the part of the store an endpoint needs (a *store.Store has every part), or
+// nil after answering 503: a server built without it (a test's fake) serves the rest.
+func storePart[T any](c *gin.Context, st Store, what string) T {
+	part, ok := st.(T)
+	if !ok {
+		fail(c, http.StatusServiceUnavailable, what+" are not available on this server: its store lacks them; an operator should check its configuration")
 	}
-	fail(c, http.StatusServiceUnavailable, "reservations are not available on this server: it has no environment store; an operator should check its configuration")
-	return nil
+	return part
 }
 
 type reservationRequest struct {

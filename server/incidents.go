@@ -43,8 +43,12 @@ var breakerNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`
 const rollbackExample = `{"reason":"checkout errors doubled after the deploy"}`
 
 func (s *Server) incidentRoutes(api *gin.RouterGroup) {
-	api.POST("/releases/:id/rollback", s.decideBreach(workflows.UpdateRollback, actionRollback))
-	api.POST("/releases/:id/fix-forward", s.decideBreach(workflows.UpdateFixForward, actionFixForward))
+	// The rollback authority's order (until the stabilization window ends) or decision on a
+	// breach: once per person, and the reason goes into the incident report.
+	api.POST("/releases/:id/rollback", s.operate(operation{update: workflows.UpdateRollback, action: actionRollback,
+		reasonRequired: true, example: rollbackExample, oncePerPerson: true}))
+	api.POST("/releases/:id/fix-forward", s.operate(operation{update: workflows.UpdateFixForward, action: actionFixForward,
+		reasonRequired: true, example: rollbackExample, oncePerPerson: true}))
 	api.GET("/releases/:id/report", s.incidentReport)
 	api.GET("/markers", s.listMarkers)
 	api.GET("/circuit-breakers", s.listBreakers)
@@ -57,56 +61,7 @@ func (s *Server) incidentStore() IncidentStore {
 }
 
 func (s *Server) requireIncidentStore(c *gin.Context) IncidentStore {
-	if st := s.incidentStore(); st != nil {
-		return st
-	}
-	fail(c, http.StatusServiceUnavailable, "markers and circuit breakers are not available on this server: it has no incident store; an operator should check its configuration")
-	return nil
-}
-
-// decideBreach answers POST /releases/:id/rollback and /fix-forward: the rollback authority's
-// order (at any time until the stabilization window ends) or decision on a breach. The
-// release's validator decides who may; every attempt is audited, refused ones too. The Update
-// id is one per person (and Idempotency-Key), so a retried call applies once.
-func (s *Server) decideBreach(update, action string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id := c.Param("id")
-		var req operatorRequest
-		if p := decodeJSON(c, &req, rollbackExample); p != nil {
-			s.refuse(c, action, id, p, nil)
-			return
-		}
-		details := map[string]any{"reason": req.Reason}
-		switch {
-		case strings.TrimSpace(req.Reason) == "":
-			s.refuse(c, action, id, newProblem(http.StatusBadRequest, "reason is required: say why, for the incident report, as in "+rollbackExample), details)
-			return
-		case len(req.Reason) > maxTextLen:
-			s.refuse(c, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the reason is %d bytes; keep it under %d", len(req.Reason), maxTextLen)), details)
-			return
-		}
-		key := c.GetHeader(headerIdempotencyKey)
-		if key != "" && !idempotencyKeyPattern.MatchString(key) {
-			s.refuse(c, action, id, newProblem(http.StatusBadRequest, fmt.Sprintf("the Idempotency-Key header %q is not usable: use 1 to 128 letters, digits, '.', '_', ':' or '-'", key)), details)
-			return
-		}
-		p := principal(c)
-		updateID := update + "/" + p.Name
-		if key != "" {
-			updateID += "/" + key
-		}
-		details["updateId"] = updateID
-		ctx, cancel := context.WithTimeout(c.Request.Context(), s.updateTimeout)
-		defer cancel()
-		res, err := s.deps.Engine.Operate(ctx, id, updateID, update, workflows.OperatorRequest{Actor: p, Reason: req.Reason})
-		if err != nil {
-			s.updateFailure(ctx, c, action, id, details, err)
-			return
-		}
-		details["phase"] = res.Phase
-		s.audit(c, action, id, store.OutcomeAllowed, details)
-		c.JSON(http.StatusAccepted, res)
-	}
+	return storePart[IncidentStore](c, s.deps.Store, "markers and circuit breakers")
 }
 
 func (s *Server) listMarkers(c *gin.Context) {

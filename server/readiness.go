@@ -49,11 +49,7 @@ func (s *Server) readinessRoutes(api *gin.RouterGroup) {
 }
 
 func (s *Server) readinessStore(c *gin.Context) ReadinessStore {
-	if st, ok := s.deps.Store.(ReadinessStore); ok {
-		return st
-	}
-	fail(c, http.StatusServiceUnavailable, "scan reports and restore drills are not available on this server: it has no readiness store; an operator should check its configuration")
-	return nil
+	return storePart[ReadinessStore](c, s.deps.Store, "scan reports and restore drills")
 }
 
 // reportView is a stored report without its body, with what the parser found in it.

@@ -136,8 +136,8 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/releases/:id", s.releaseStatus)
 	api.POST("/releases/:id/approvals", s.decide)
 	api.POST("/releases/:id/abort", s.abort)
-	api.POST("/releases/:id/pause", s.operate(workflows.UpdatePause, actionPause, true))
-	api.POST("/releases/:id/resume", s.operate(workflows.UpdateResume, actionResume, false))
+	api.POST("/releases/:id/pause", s.operate(operation{update: workflows.UpdatePause, action: actionPause, reasonRequired: true}))
+	api.POST("/releases/:id/resume", s.operate(operation{update: workflows.UpdateResume, action: actionResume}))
 	s.readinessRoutes(api)   // scan reports, gate results, restore drills
 	s.environmentRoutes(api) // reservations, promotions
 	api.GET("/runbooks", s.listRunbooks)

@@ -1,17 +1,16 @@
 package grafana
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trainyard/trainyard/internal/jsonhttp"
 )
 
 // MaxResponseBytes bounds how much of a response Client reads.
@@ -93,70 +92,38 @@ func (c *Client) Update(ctx context.Context, id int64, a Annotation) error {
 
 // do sends one JSON request and decodes a 200 answer into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	base, err := url.Parse(c.BaseURL)
-	switch {
-	case err != nil || base.Host == "" || (base.Scheme != "https" && base.Scheme != "http"):
-		return fmt.Errorf("%w: the grafana URL must be an absolute http(s) URL", ErrInvalidInput)
-	case base.User != nil:
-		return fmt.Errorf("%w: put the grafana token in grafana.token, not in the URL", ErrInvalidInput)
-	}
-	u := base.JoinPath(path)
-	data, err := json.Marshal(in)
+	base, err := jsonhttp.Base(c.BaseURL, "grafana")
 	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(data))
-	if err != nil {
-		return fmt.Errorf("%w: build request: %v", ErrInvalidInput, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/json")
+	h := http.Header{}
 	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+		h.Set("Authorization", "Bearer "+c.Token)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := jsonhttp.Send(ctx, c.HTTP, jsonhttp.Call{
+		System: "grafana", Method: method, URL: base.JoinPath(path), Path: path, Body: in, Header: h, MaxResponse: MaxResponseBytes,
+	})
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("grafana %s %s: %w", method, path, ctxErr)
-		}
-		// url.Error repeats the URL; keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("grafana %s %s: %w", method, path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return fmt.Errorf("grafana %s %s: read response: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode}
+	if resp.Status != http.StatusOK {
+		e := &Error{Method: method, Path: path, StatusCode: resp.Status}
 		var msg struct {
 			Message string `json:"message"`
 		}
-		if len(raw) <= MaxResponseBytes && json.Unmarshal(raw, &msg) == nil {
+		if !resp.TooLarge(MaxResponseBytes) && json.Unmarshal(resp.Body, &msg) == nil {
 			e.Message = truncate(strings.TrimSpace(msg.Message), maxErrorText)
 		}
 		return e
 	}
-	if len(raw) > MaxResponseBytes {
+	if resp.TooLarge(MaxResponseBytes) {
 		return fmt.Errorf("%w: grafana %s %s: response is larger than %d bytes", ErrUnexpectedResponse, method, path, MaxResponseBytes)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		ct := resp.Header.Get("Content-Type")
-		if ct == "" {
-			ct = "no content type"
-		}
-		return fmt.Errorf("%w: grafana %s %s answered 200 with %s, not the API's JSON", ErrUnexpectedResponse, method, path, ct)
+	if err := json.Unmarshal(resp.Body, out); err != nil {
+		return fmt.Errorf("%w: grafana %s %s answered %d with %s, not the API's JSON", ErrUnexpectedResponse, method, path, resp.Status, resp.ContentType)
 	}
 	return nil
 }

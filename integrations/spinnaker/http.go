@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/trainyard/trainyard/internal/jsonhttp"
 )
 
 const (
@@ -158,74 +158,37 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) error {
 
 // do sends one request and decodes a 2xx answer into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
-	base, err := url.Parse(c.BaseURL)
-	if err != nil || base.Host == "" || (base.Scheme != "https" && base.Scheme != "http") {
-		return fmt.Errorf("%w: the spinnaker gate URL must be an absolute https URL", ErrInvalidInput)
-	}
-	if base.User != nil {
-		return fmt.Errorf("%w: put gate credentials in the token or headers, not in the URL", ErrInvalidInput)
+	base, err := jsonhttp.Base(c.BaseURL, "spinnaker gate")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
 	// path is escaped already: JoinPath takes escaped elements.
 	u := base.JoinPath(path)
 	u.RawQuery = q.Encode()
-
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return fmt.Errorf("%w: build request: %v", ErrInvalidInput, err)
-	}
+	h := http.Header{}
 	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set(k, v)
 	}
 	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+		h.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := c.client().Do(req)
+	resp, err := jsonhttp.Send(ctx, c.client(), jsonhttp.Call{
+		System: "spinnaker gate", Method: method, URL: u, Path: path, Body: body, Header: h, MaxResponse: MaxResponseBytes,
+	})
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("spinnaker gate %s %s: %w", method, path, ctxErr)
-		}
-		// url.Error repeats the URL, query included; keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("spinnaker gate %s %s: %w", method, path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("spinnaker gate %s %s: %w", method, path, ctxErr)
-		}
-		return fmt.Errorf("spinnaker gate %s %s: read response: %w", method, path, err)
+	if resp.Status < 200 || resp.Status > 299 {
+		return responseError(method, path, resp.Status, resp.Body)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return responseError(method, path, resp.StatusCode, data)
-	}
-	if len(data) > MaxResponseBytes {
+	if resp.TooLarge(MaxResponseBytes) {
 		return fmt.Errorf("%w: spinnaker gate %s %s: response is larger than %d bytes", ErrUnexpectedResponse, method, path, MaxResponseBytes)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		ct := resp.Header.Get("Content-Type")
-		if ct == "" {
-			ct = "no content type"
-		}
-		return fmt.Errorf("%w: spinnaker gate %s %s answered %s that is not its JSON (an expired session's login page?): %v", ErrUnexpectedResponse, method, path, ct, err)
+	if err := json.Unmarshal(resp.Body, out); err != nil {
+		return fmt.Errorf("%w: spinnaker gate %s %s answered %s that is not its JSON (an expired session's login page?): %v", ErrUnexpectedResponse, method, path, resp.ContentType, err)
 	}
 	return nil
 }
