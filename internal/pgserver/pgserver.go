@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/trainyard/trainyard/internal/logtail"
 )
 
 // Role is the superuser initdb creates; it is the user name in every URL this package gives.
@@ -68,7 +70,7 @@ type Server struct {
 	logger   *slog.Logger
 
 	cmd      *exec.Cmd
-	tail     *tailBuffer
+	tail     *logtail.Buffer
 	exited   chan struct{}
 	waitErr  error // set before exited is closed
 	ready    atomic.Bool
@@ -167,7 +169,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			database: database,
 			dataDir:  dataDir,
 			logger:   logger.With("port", port),
-			tail:     newTailBuffer(64 << 10),
+			tail:     logtail.New(64 << 10),
 			exited:   make(chan struct{}),
 		}
 		args := []string{
@@ -313,7 +315,7 @@ func (s *Server) watch() {
 	close(s.exited)
 	// A failed start is reported by Start itself.
 	if s.ready.Load() && !s.stopping.Load() {
-		s.logger.Error("postgres exited unexpectedly", "error", err, "log_tail", s.tail.lastLines(20))
+		s.logger.Error("postgres exited unexpectedly", "error", err, "log_tail", s.tail.LastLines(20))
 	}
 }
 
@@ -414,7 +416,7 @@ type startupError struct {
 }
 
 func (s *Server) startupError(msg string, err error) error {
-	tail := s.tail.lastLines(20)
+	tail := s.tail.LastLines(20)
 	e := &startupError{msg: fmt.Sprintf("%s (data dir %s, port %d)", msg, s.dataDir, s.port), tail: tail, err: err}
 	switch {
 	case strings.Contains(tail, `lock file "postmaster.pid" already exists`):
@@ -505,7 +507,7 @@ func initCluster(ctx context.Context, logger *slog.Logger, bins binaries, as *ru
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("initdb (output:\n%s\n): %w", lastLines(string(out), 20), err)
+		return fmt.Errorf("initdb (output:\n%s\n): %w", logtail.LastLines(string(out), 20), err)
 	}
 	logger.Debug("initdb done", "output", string(out))
 
@@ -559,37 +561,4 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) lastLines(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return lastLines(string(t.buf), n)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

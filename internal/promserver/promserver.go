@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trainyard/trainyard/internal/logtail"
 )
 
 // DefaultBinary is where Debian's prometheus package puts the server.
@@ -57,7 +59,7 @@ type Server struct {
 
 	cmd      *exec.Cmd
 	logFile  *os.File
-	tail     *tailBuffer
+	tail     *logtail.Buffer
 	exited   chan struct{}
 	waitErr  error // set before exited is closed
 	stopping atomic.Bool
@@ -130,7 +132,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.port, s.logFile = port, logFile
 	s.stopping.Store(false)
-	s.tail = newTailBuffer(64 << 10)
+	s.tail = logtail.New(64 << 10)
 	s.exited = make(chan struct{})
 	s.waitErr = nil
 	s.cmd = exec.Command(s.binary,
@@ -170,7 +172,7 @@ func (s *Server) URL() string { return "http://" + net.JoinHostPort("127.0.0.1",
 func (s *Server) Dir() string { return s.dir }
 
 // LogTail is the end of Prometheus' log, for test failure messages.
-func (s *Server) LogTail(lines int) string { return s.tail.lastLines(lines) }
+func (s *Server) LogTail(lines int) string { return s.tail.LastLines(lines) }
 
 // SetTargets replaces the scraped targets and has Prometheus reload its configuration.
 func (s *Server) SetTargets(ctx context.Context, targets ...string) error {
@@ -224,7 +226,7 @@ func (s *Server) stop() error {
 		if s.stopping.Load() {
 			return nil
 		}
-		return fmt.Errorf("stop prometheus: it had already exited: %v\nprometheus log, last lines:\n%s", s.waitErr, s.tail.lastLines(20))
+		return fmt.Errorf("stop prometheus: it had already exited: %v\nprometheus log, last lines:\n%s", s.waitErr, s.tail.LastLines(20))
 	default:
 	}
 	s.stopping.Store(true)
@@ -296,7 +298,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		select {
 		case <-s.exited:
 			err := s.waitErr
-			if strings.Contains(s.tail.lastLines(20), "address already in use") {
+			if strings.Contains(s.tail.LastLines(20), "address already in use") {
 				err = errors.Join(errPortInUse, err)
 			}
 			return s.startupError("start prometheus: exited during startup", err)
@@ -417,7 +419,7 @@ type startupError struct {
 func (s *Server) startupError(msg string, err error) error {
 	return &startupError{
 		msg:  fmt.Sprintf("%s (%s, port %d, dir %s)", msg, s.binary, s.port, s.dir),
-		tail: s.tail.lastLines(20),
+		tail: s.tail.LastLines(20),
 		err:  err,
 	}
 }
@@ -455,33 +457,4 @@ func ForTest(tb testing.TB, targets ...string) *Server {
 		}
 	})
 	return s
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) lastLines(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.buf), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
