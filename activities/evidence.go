@@ -62,8 +62,10 @@ type EvidenceRequest struct {
 	Queries     []EvidenceQuery  `json:"queries,omitempty"`
 	// From is where the range results start (before the release started); they end now.
 	From time.Time `json:"from,omitempty"`
-	// Status is the release status as the workflow sees it (workflows.ReleaseStatus).
-	Status any `json:"status,omitempty"`
+	// Status is the release status as the workflow sees it (workflows.ReleaseStatus);
+	// StatusSeq orders the release's evidence writes, which may finish in any order.
+	Status    any   `json:"status,omitempty"`
+	StatusSeq int64 `json:"statusSeq,omitempty"`
 }
 
 // maxEvidencePoints bounds each kept series: enough to see a breach's shape, small enough to
@@ -78,7 +80,7 @@ func (a *Activities) RecordEvidence(ctx context.Context, req EvidenceRequest) er
 	if err != nil {
 		return err
 	}
-	in := store.Incident{ReleaseID: req.ReleaseID, Runbook: req.Runbook, Version: req.Version, Environment: req.Environment}
+	in := store.Incident{ReleaseID: req.ReleaseID, Runbook: req.Runbook, Version: req.Version, Environment: req.Environment, StatusSeq: req.StatusSeq}
 	if req.Breach != nil {
 		if in.Breach, err = json.Marshal(req.Breach); err != nil {
 			return fmt.Errorf("record evidence of %s: encode breach: %w", req.ReleaseID, err)

@@ -24,26 +24,31 @@ type Incident struct {
 	Environment string          `json:"environment"`
 	Breach      json.RawMessage `json:"breach,omitempty"`
 	Status      json.RawMessage `json:"status,omitempty"`
-	OpenedAt    time.Time       `json:"openedAt"`
-	UpdatedAt   time.Time       `json:"updatedAt"`
+	// StatusSeq orders the writes of Status: one with a lower or equal number than the
+	// stored one leaves the stored status alone.
+	StatusSeq int64     `json:"statusSeq,omitempty"`
+	OpenedAt  time.Time `json:"openedAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // RecordIncident creates the release's incident or updates it: Status replaces the stored
-// one when given, and Breach is kept from the first write that has one (a later write, such
-// as the status after the rollback, never changes what breached).
+// one when given with a higher StatusSeq (writes may land out of order), and Breach is kept
+// from the first write that has one (a later write, such as the status after the rollback,
+// never changes what breached).
 func (s *Store) RecordIncident(ctx context.Context, in Incident) error {
 	if in.ReleaseID == "" || in.Runbook == "" {
 		return fmt.Errorf("record incident: release id and runbook are required")
 	}
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO incidents (release_id, runbook, version, environment, breach, status)
-		VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6::jsonb, '{}'))
+		INSERT INTO incidents (release_id, runbook, version, environment, breach, status, status_seq)
+		VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6::jsonb, '{}'), CASE WHEN $6::jsonb IS NULL THEN 0 ELSE $7::bigint END)
 		ON CONFLICT (release_id) DO UPDATE SET
 			environment = CASE WHEN EXCLUDED.environment <> '' THEN EXCLUDED.environment ELSE incidents.environment END,
 			breach = COALESCE(incidents.breach, EXCLUDED.breach),
-			status = CASE WHEN $6::jsonb IS NULL THEN incidents.status ELSE EXCLUDED.status END,
+			status = CASE WHEN $6::jsonb IS NOT NULL AND $7::bigint > incidents.status_seq THEN EXCLUDED.status ELSE incidents.status END,
+			status_seq = CASE WHEN $6::jsonb IS NOT NULL AND $7::bigint > incidents.status_seq THEN $7::bigint ELSE incidents.status_seq END,
 			updated_at = now()`,
-		in.ReleaseID, in.Runbook, in.Version, in.Environment, jsonText(in.Breach), jsonText(in.Status))
+		in.ReleaseID, in.Runbook, in.Version, in.Environment, jsonText(in.Breach), jsonText(in.Status), in.StatusSeq)
 	if err != nil {
 		return fmt.Errorf("record incident of release %q: %w", in.ReleaseID, err)
 	}

@@ -15,12 +15,12 @@ func TestRecordIncident_KeepsTheFirstBreachAndTheLatestStatus(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	first := Incident{ReleaseID: "r1", Runbook: "web", Version: "2.0.0", Environment: "production",
-		Breach: json.RawMessage(`{"check":"error-rate"}`), Status: json.RawMessage(`{"phase":"stabilizing"}`)}
+		Breach: json.RawMessage(`{"check":"error-rate"}`), Status: json.RawMessage(`{"phase":"stabilizing"}`), StatusSeq: 1}
 	require.NoError(t, s.RecordIncident(ctx, first))
 	require.NoError(t, s.RecordIncident(ctx, first), "a retried write changes nothing")
 
 	// After the rollback: a status without a breach; the breach stays.
-	require.NoError(t, s.RecordIncident(ctx, Incident{ReleaseID: "r1", Runbook: "web", Status: json.RawMessage(`{"phase":"rolled_back"}`)}))
+	require.NoError(t, s.RecordIncident(ctx, Incident{ReleaseID: "r1", Runbook: "web", Status: json.RawMessage(`{"phase":"rolled_back"}`), StatusSeq: 2}))
 	got, err := s.GetIncident(ctx, "r1")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"check":"error-rate"}`, string(got.Breach))
@@ -192,4 +192,18 @@ func TestPoint_JSONIsPrometheusShaped(t *testing.T) {
 	require.True(t, math.IsInf(p.Value, 1))
 	require.Equal(t, int64(1700000000500), p.At.UnixMilli())
 	require.Error(t, json.Unmarshal([]byte(`[1, 2]`), &p), "a value must be a string")
+}
+
+func TestRecordIncident_ALateOlderStatusWriteDoesNotReplaceANewerOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	final := Incident{ReleaseID: "r1", Runbook: "shop", Status: json.RawMessage(`{"phase":"rolled_back"}`), StatusSeq: 2}
+	atBreach := Incident{ReleaseID: "r1", Runbook: "shop", Breach: json.RawMessage(`{"check":"error-rate"}`), Status: json.RawMessage(`{"phase":"stabilizing"}`), StatusSeq: 1}
+	require.NoError(t, s.RecordIncident(ctx, final))
+	require.NoError(t, s.RecordIncident(ctx, atBreach), "the breach-time write lands last")
+	got, err := s.GetIncident(ctx, "r1")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"phase":"rolled_back"}`, string(got.Status), "the newer status stays")
+	require.JSONEq(t, `{"check":"error-rate"}`, string(got.Breach), "the breach is kept all the same")
 }

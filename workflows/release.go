@@ -46,6 +46,8 @@ type release struct {
 	held         []string
 	lockRequests map[string]int
 	lockUpdates  workflow.ReceiveChannel
+	// evidenceSeq numbers the incident's status writes (nextEvidence).
+	evidenceSeq int64
 	// paused holds the release before its next stage; pausedBy says who and why.
 	paused   bool
 	pausedBy *OperatorRequest

@@ -230,9 +230,16 @@ func (r *release) breached(ctx workflow.Context, b analysis.Breach) (Phase, stri
 func (r *release) keepEvidence(ctx workflow.Context, b *analysis.Breach) {
 	req := activities.EvidenceRequest{
 		ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version, Environment: r.status.Environment,
-		Breach: b, Queries: r.evidenceQueries(), From: r.evidenceFrom(ctx), Status: r.status,
+		Breach: b, Queries: r.evidenceQueries(), From: r.evidenceFrom(ctx), Status: r.status, StatusSeq: r.nextEvidence(),
 	}
 	r.background(ctx, workflow.ExecuteActivity(evidenceContext(ctx), acts.RecordEvidence, req))
+}
+
+// nextEvidence numbers the release's evidence writes, which run in the background and may
+// land in any order: the store keeps the status of the highest.
+func (r *release) nextEvidence() int64 {
+	r.evidenceSeq++
+	return r.evidenceSeq
 }
 
 // evidenceFrom is where kept range results begin.
@@ -271,6 +278,7 @@ func (r *release) recordIncident(ctx workflow.Context, end Phase) {
 	snap.Phase, snap.EndedAt = end, &now
 	req := activities.EvidenceRequest{
 		ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version, Environment: r.status.Environment, Status: snap,
+		StatusSeq: r.nextEvidence(),
 	}
 	if r.status.Breach != nil {
 		req.Queries, req.From = r.evidenceQueries(), r.evidenceFrom(ctx)

@@ -40,8 +40,9 @@ func (f *fakeStore) RecordIncident(_ context.Context, in store.Incident) error {
 	if old.Breach != nil {
 		in.Breach = old.Breach
 	}
-	if in.Status == nil {
-		in.Status = old.Status
+	// As the store does: a status write older than the stored one changes nothing.
+	if in.Status == nil || in.StatusSeq <= old.StatusSeq {
+		in.Status, in.StatusSeq = old.Status, old.StatusSeq
 	}
 	m.incidents[in.ReleaseID] = in
 	return nil
