@@ -476,17 +476,7 @@ func planStage(rb Runbook, i int, deps, ancestors []int) PlanStage {
 	for _, g := range rb.GateBefore(s.Name) {
 		ps.Approvals = append(ps.Approvals, g.Name)
 	}
-	exercised := map[string]bool{}
-	for _, a := range ancestors {
-		for _, r := range rb.Stages[a].Requires {
-			exercised[r] = true
-		}
-	}
-	for _, r := range s.Requires {
-		if !exercised[r] {
-			ps.NotExercisedBefore = append(ps.NotExercisedBefore, r)
-		}
-	}
+	ps.NotExercisedBefore = rb.NotExercisedBefore(i)
 	if st := s.Strategy; st != nil {
 		ps.Strategy = PlanStrategy{Type: planDefault(st.Type, StrategyRolling)}
 		switch ps.Strategy.Type {

@@ -328,3 +328,25 @@ func (r Runbook) StageDeps() [][]int {
 	}
 	return deps
 }
+
+// NotExercisedBefore lists what stage i requires (environment parity) that no stage it runs
+// after requires too: hardware or capabilities this release meets there for the first time.
+func (r Runbook) NotExercisedBefore(i int) []string {
+	if i < 0 || i >= len(r.Stages) || len(r.Stages[i].Requires) == 0 {
+		return nil
+	}
+	ancestors := planStageAncestors(planStageDeps(r.Stages))[i]
+	exercised := map[string]bool{}
+	for _, a := range ancestors {
+		for _, req := range r.Stages[a].Requires {
+			exercised[req] = true
+		}
+	}
+	var out []string
+	for _, req := range r.Stages[i].Requires {
+		if !exercised[req] {
+			out = append(out, req)
+		}
+	}
+	return out
+}

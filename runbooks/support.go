@@ -23,9 +23,6 @@ func Unsupported(rb Runbook) []string {
 	}
 	for i, s := range rb.Stages {
 		p := fmt.Sprintf("stages[%d]", i)
-		if len(s.Requires) > 0 {
-			add(p+".requires", "environment parity is not checked yet")
-		}
 		for j, t := range s.Targets {
 			if why := strategyRefuses(s.Strategy, t.Kind); why != "" {
 				add(fmt.Sprintf("%s.targets[%d]", p, j), "%s", why)

@@ -23,7 +23,6 @@ func TestUnsupported_NamesEveryDeclaredButUnenforcedPart(t *testing.T) {
 		edit func(*Runbook)
 		want string
 	}{
-		{"parity", func(r *Runbook) { r.Stages[1].Requires = []string{"hsm"} }, "stages[1].requires"},
 		{"spinnaker canary", func(r *Runbook) {
 			r.Stages[0].Strategy = &Strategy{Type: StrategyCanary, Steps: []CanaryStep{{Weight: 100}}}
 			r.Stages[0].Targets[0] = Target{Name: "p", Kind: KindSpinnaker}
@@ -66,7 +65,7 @@ func TestUnsupported_GovernanceAndReadinessAreEnforced(t *testing.T) {
 			Escalation: &Escalation{After: Duration(time.Hour), Roles: []string{"x"}}}},
 		CAB:           &CAB{Threshold: 60, Roles: []string{"cab"}},
 		ChangeRequest: &ChangeRequest{Provider: "servicenow", When: "risk.score > 50"},
-		Stages:        []Stage{{Name: "s", Targets: []Target{{Name: "t", Kind: KindCommand}}}},
+		Stages:        []Stage{{Name: "s", Requires: []string{"hsm"}, Targets: []Target{{Name: "t", Kind: KindCommand}}}},
 	}
 	require.Empty(t, Unsupported(rb))
 }

@@ -834,12 +834,19 @@ func TestHTTPServer_SetsTimeouts(t *testing.T) {
 
 func TestStartRelease_RefusesRunbookWithUnenforcedParts(t *testing.T) {
 	t.Parallel()
-	parity := strings.Replace(helloRunbook, "    environment: production\n", "    environment: production\n    requires: [hsm]\n", 1)
-	h := newHarness(t, map[string]string{"hello.yaml": parity})
+	const flagBlueGreen = `name: hello
+stages:
+  - name: production
+    environment: production
+    strategy: {type: blueGreen, blueGreen: {rollbackWindow: 1h}}
+    targets:
+      - {name: fw, kind: flag, flag: {flag: new-ui, environment: production}}
+`
+	h := newHarness(t, map[string]string{"hello.yaml": flagBlueGreen})
 	rec := h.do(t, call{method: http.MethodPost, path: "/api/v1/releases", token: ciToken, body: `{"runbook":"hello","version":"1.0.0"}`})
 	p := requireProblem(t, rec, http.StatusUnprocessableEntity, "/api/v1/releases")
-	require.Contains(t, p.Detail, "environment parity is not checked yet")
-	require.Equal(t, "stages[1].requires", p.Problems[0].Path)
+	require.Contains(t, p.Detail, "no second side")
+	require.Equal(t, "stages[0].targets[0]", p.Problems[0].Path)
 	require.Zero(t, h.engine.startCalls(), "nothing may start")
 	require.Equal(t, store.OutcomeDenied, h.store.auditRows()[0].Outcome)
 }

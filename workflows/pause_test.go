@@ -54,3 +54,17 @@ func refusedWith(s *ReleaseSuite, text string) *testsuiteCallback {
 		OnComplete: func(any, error) {},
 	}
 }
+
+func (s *ReleaseSuite) TestParity_TheReleaseIsToldWhatNoEarlierStageHad() {
+	s.input.Runbook.Approvals = nil
+	s.input.Runbook.Stages[0].Requires = []string{"tpm"}
+	s.input.Runbook.Stages[1].Requires = []string{"tpm", "hsm"}
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	st := s.result()
+	s.Equal([]string{"tpm"}, st.Stages[0].NotExercisedBefore, "the first stage meets everything it has first")
+	s.Equal([]string{"hsm"}, st.Stages[1].NotExercisedBefore)
+	s.True(timelineHas(st, "stage production is the first to have hsm: no stage before it exercised them"))
+}

@@ -48,6 +48,8 @@ type release struct {
 	lockUpdates  workflow.ReceiveChannel
 	// evidenceSeq numbers the incident's status writes (nextEvidence).
 	evidenceSeq int64
+	// paritySaid marks the stages whose untried requirements the timeline has named.
+	paritySaid map[int]bool
 	// paused holds the release before its next stage; pausedBy says who and why.
 	paused   bool
 	pausedBy *OperatorRequest
@@ -114,8 +116,8 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 		Components: in.Components, Phase: PhasePending, StartedAt: workflow.Now(ctx), PreMortem: in.Runbook.PreMortem,
 		Labels: in.Labels,
 	}
-	for _, s := range in.Runbook.Stages {
-		ss := StageStatus{Name: s.Name, Environment: s.Environment, State: StatePending}
+	for i, s := range in.Runbook.Stages {
+		ss := StageStatus{Name: s.Name, Environment: s.Environment, State: StatePending, NotExercisedBefore: in.Runbook.NotExercisedBefore(i)}
 		for _, t := range s.Targets {
 			ss.Targets = append(ss.Targets, TargetStatus{Name: t.Name, Kind: t.Kind, Site: t.Site, State: StatePending})
 		}
@@ -126,7 +128,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), DistinctRoles: g.DistinctRoles, State: GatePending,
 		})
 	}
-	return &release{in: in, status: st, gates: slices.Clone(in.Runbook.Approvals)}
+	return &release{in: in, status: st, gates: slices.Clone(in.Runbook.Approvals), paritySaid: map[int]bool{}}
 }
 
 // runStages deploys stage after stage. It returns PhaseSucceeded when all are deployed, or the
@@ -170,6 +172,11 @@ func (r *release) enterStage(ctx workflow.Context, i int) (Phase, string) {
 	// TrainyardEnvironment finds releases held at a gate before production too.
 	r.status.CurrentStage = stage.Name
 	r.status.Environment = stage.Environment
+	if missing := r.status.Stages[i].NotExercisedBefore; len(missing) > 0 && !r.paritySaid[i] {
+		// Said once, when the stage is first entered: a pause or gate may enter it again.
+		r.paritySaid[i] = true
+		r.event(ctx, "stage %s is the first to have %s: no stage before it exercised them", stage.Name, strings.Join(missing, ", "))
+	}
 	if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
 		return end, why
 	}

@@ -291,6 +291,9 @@ type StageStatus struct {
 	Environment string         `json:"environment,omitempty"`
 	State       string         `json:"state"`
 	Targets     []TargetStatus `json:"targets"`
+	// NotExercisedBefore lists what the stage requires (environment parity) that no stage
+	// before it has: this release meets it there for the first time.
+	NotExercisedBefore []string `json:"notExercisedBefore,omitempty"`
 }
 
 // TargetStatus is one target's progress, with the tail of its last command's output.

@@ -144,11 +144,28 @@ func TestRunbookValidate_DefaultsToTheConfiguredRunbooksFolder(t *testing.T) {
 	require.ErrorContains(t, err, "no runbook files (*.yaml, *.yml) in "+empty)
 }
 
+// blueGreenFlag is valid but cannot run: a flag has no second side to switch to. Its
+// production stage also requires a capability staging lacks (environment parity).
+const blueGreenFlag = `name: parity
+rollbackAuthority: [release-manager]
+approvals:
+  - {name: production-signoff, before: production, roles: [release-manager]}
+stages:
+  - name: staging
+    environment: staging
+    targets:
+      - {name: stg, kind: command, site: local, deploy: "true", rollback: "true"}
+  - name: production
+    environment: production
+    requires: [hsm]
+    strategy: {type: blueGreen, blueGreen: {rollbackWindow: 1h}}
+    targets:
+      - {name: fw, kind: flag, flag: {flag: new-ui, environment: production}}
+`
+
 func TestRunbookValidate_SaysWhenARunbookUsesWhatIsNotYetEnforced(t *testing.T) {
 	t.Parallel()
-	parity := strings.Replace(readHello(t), "  - name: production\n    environment: production\n",
-		"  - name: production\n    environment: production\n    requires: [hsm]\n", 1)
-	file := writeRunbook(t, "parity.yaml", parity)
+	file := writeRunbook(t, "parity.yaml", blueGreenFlag)
 
 	stdout, _, err := runCLI(t, "runbook", "validate", file)
 	require.NoError(t, err, "valid: the language has it, this version does not run it yet")
@@ -176,9 +193,7 @@ func TestRunbookExplain_HelloShowsStagesAndTheApprovalWithItsRoles(t *testing.T)
 
 func TestRunbookExplain_JSONDecodesIntoAPlanAndNamesWhatIsNotYetEnforced(t *testing.T) {
 	t.Parallel()
-	blueGreen := strings.Replace(readHello(t), "  - name: production\n    environment: production\n",
-		"  - name: production\n    environment: production\n    requires: [hsm]\n    strategy: {type: blueGreen, blueGreen: {rollbackWindow: 1h}}\n", 1)
-	file := writeRunbook(t, "bluegreen.yaml", blueGreen)
+	file := writeRunbook(t, "bluegreen.yaml", blueGreenFlag)
 
 	stdout, _, err := runCLI(t, "runbook", "explain", file, "--format", "json")
 	require.NoError(t, err)
@@ -186,17 +201,19 @@ func TestRunbookExplain_JSONDecodesIntoAPlanAndNamesWhatIsNotYetEnforced(t *test
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&plan))
-	require.Equal(t, "hello", plan.Runbook)
+	require.Equal(t, "parity", plan.Runbook)
 	require.Len(t, plan.Waves, 2)
 	require.Equal(t, runbooks.PlanStrategy{Type: "blueGreen", RollbackWindow: runbooks.Duration(time.Hour)}, plan.Waves[1].Stages[0].Strategy)
 	require.Equal(t, []string{"release-manager"}, plan.Governance.Approvals[0].Roles)
 	require.Len(t, plan.NotYetEnforced, 1)
-	require.True(t, strings.HasPrefix(plan.NotYetEnforced[0], "stages[1].requires: "), plan.NotYetEnforced[0])
+	require.True(t, strings.HasPrefix(plan.NotYetEnforced[0], "stages[1].targets[0]: "), plan.NotYetEnforced[0])
+	require.Equal(t, []string{"hsm"}, plan.Waves[1].Stages[0].NotExercisedBefore)
 
 	text, _, err := runCLI(t, "runbook", "explain", file)
 	require.NoError(t, err)
 	require.Contains(t, text, "the old side is kept 1h to switch back\n")
-	require.Contains(t, text, "requires hsm  [not yet enforced]\n")
+	require.Contains(t, text, "requires hsm\n")
+	require.Contains(t, text, "not exercised before this stage: hsm")
 	require.Contains(t, text, "\nNOT YET ENFORCED ")
 }
 
