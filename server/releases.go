@@ -570,15 +570,6 @@ var refusalStatus = map[string]int{
 	workflows.ErrTypeInvalid:   http.StatusBadRequest,
 }
 
-// updateFailure answers and audits an Update the engine did not apply.
-func (s *Server) updateFailure(ctx context.Context, c *gin.Context, action, id string, details map[string]any, err error) {
-	p := s.updateProblem(ctx, c.Request.Context(), httpActor(c), action, id, details, err)
-	if p.Status >= http.StatusInternalServerError {
-		_ = c.Error(err)
-	}
-	abortWithProblem(c, p)
-}
-
 // updateProblem audits an Update the engine did not apply and says why. ctx is the Update's
 // context, parent the caller's (see engineProblem).
 func (s *Server) updateProblem(ctx, parent context.Context, a actor, action, id string, details map[string]any, err error) *problem {
