@@ -127,11 +127,11 @@ func runDev(out io.Writer, cfg config.Config, dataDir, temporalCLI string) error
 	if !filepath.IsAbs(siteDir) {
 		siteDir = filepath.Join(filepath.Dir(dataDir), siteDir)
 	}
-	acts, err := newActivities(cfg, logger, siteDir)
+	acts, err := newActivities(cfg, logger, siteDir, cals)
 	if err != nil {
 		return err
 	}
-	acts.Store, acts.Calendars, acts.Temporal = st, cals, tc
+	acts.Store, acts.Temporal = st, tc
 	acts.Grafana = annotations(cfg)
 	withSlack(cfg, acts, logger)
 	acts.Deploy = deployClients(cfg.Rollout)

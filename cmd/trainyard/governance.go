@@ -36,9 +36,10 @@ func changeClient(cfg config.Config) servicenow.Client {
 		HTTP: &http.Client{Timeout: sn.TimeoutOrDefault()}}
 }
 
-// newActivities builds the activities every worker process serves, from the config. What a
+// newActivities builds the activities every worker process serves, from the config and the
+// calendar files already read (the dev command shares them with its server). What a
 // worker cannot use (a store on a site worker) is left for the caller to add.
-func newActivities(cfg config.Config, logger *slog.Logger, workDir string) (*activities.Activities, error) {
+func newActivities(cfg config.Config, logger *slog.Logger, workDir string, cals *freeze.Catalog) (*activities.Activities, error) {
 	pols, err := policy.Load(cfg.Governance.PolicyFile)
 	if err != nil {
 		return nil, fmt.Errorf("governance.policyFile %s: %w", cfg.Governance.PolicyFile, err)
@@ -52,7 +53,7 @@ func newActivities(cfg config.Config, logger *slog.Logger, workDir string) (*act
 	}
 	a := &activities.Activities{
 		Logger: logger, Runner: command.Shell{}, WorkDir: workDir,
-		Calendars: loadCalendars(cfg, logger), Changes: changeClient(cfg),
+		Calendars: cals, Changes: changeClient(cfg),
 		Policies: pols, Location: loc, BusinessCalendars: cfg.Governance.BusinessCalendars,
 	}
 	if p := cfg.Prometheus; p.URL != "" {

@@ -211,7 +211,7 @@ not the database.`,
 				return err
 			}
 			defer tc.Close()
-			acts, err := newActivities(cfg, logger, cfg.Site.WorkDir)
+			acts, err := newActivities(cfg, logger, cfg.Site.WorkDir, loadCalendars(cfg, logger))
 			if err != nil {
 				return err
 			}
