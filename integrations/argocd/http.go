@@ -302,14 +302,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if resp.Status != http.StatusOK {
 		return responseError(method, path, resp.Status, resp.Body)
 	}
-	if resp.TooLarge(MaxResponseBytes) {
-		return fmt.Errorf("%w: argocd %s %s: response is larger than %d bytes", ErrUnexpectedResponse, method, path, MaxResponseBytes)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Body, out); err != nil {
-		return fmt.Errorf("%w: argocd %s %s answered %s that is not its JSON (is the URL the Argo CD server?): %v", ErrUnexpectedResponse, method, path, resp.ContentType, err)
+	if err := resp.Decode(out, MaxResponseBytes); err != nil {
+		return fmt.Errorf("%w: argocd %s %s: %v (is the URL the Argo CD server?)", ErrUnexpectedResponse, method, path, err)
 	}
 	return nil
 }
@@ -348,7 +342,7 @@ func responseError(method, path string, status int, data []byte) *APIError {
 	} else {
 		e.Message = strings.TrimSpace(string(data))
 	}
-	e.Message = truncate(e.Message, maxErrorText)
+	e.Message = jsonhttp.Truncate(e.Message, maxErrorText)
 	return e
 }
 
@@ -520,15 +514,4 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trainyard/trainyard/internal/jsonhttp"
 )
 
 // MaxResponseBytes bounds how much of a response Client reads.
@@ -278,37 +280,14 @@ func (c *Client) do(ctx context.Context, op, method, path string, body, out any)
 // responseError is an *Error with Unleash's error name and message when the body is its
 // error JSON ({"id", "name", "message", "details"}, or a bare {"message"}).
 func responseError(op, method, path string, resp *http.Response, data []byte) *Error {
-	e := &Error{Op: op, Method: method, Path: path, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	e := &Error{Op: op, Method: method, Path: path, StatusCode: resp.StatusCode, RetryAfter: jsonhttp.RetryAfter(resp.Header.Get("Retry-After"))}
 	var body struct {
 		Name    string `json:"name"`
 		Message string `json:"message"`
 	}
 	if len(data) <= MaxResponseBytes && json.Unmarshal(data, &body) == nil {
-		e.Name = truncate(strings.TrimSpace(body.Name), 100)
-		e.Message = truncate(strings.TrimSpace(body.Message), maxErrorText)
+		e.Name = jsonhttp.Truncate(strings.TrimSpace(body.Name), 100)
+		e.Message = jsonhttp.Truncate(strings.TrimSpace(body.Message), maxErrorText)
 	}
 	return e
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(h string) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

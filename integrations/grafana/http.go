@@ -112,18 +112,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			Message string `json:"message"`
 		}
 		if !resp.TooLarge(MaxResponseBytes) && json.Unmarshal(resp.Body, &msg) == nil {
-			e.Message = truncate(strings.TrimSpace(msg.Message), maxErrorText)
+			e.Message = jsonhttp.Truncate(strings.TrimSpace(msg.Message), maxErrorText)
 		}
 		return e
 	}
-	if resp.TooLarge(MaxResponseBytes) {
-		return fmt.Errorf("%w: grafana %s %s: response is larger than %d bytes", ErrUnexpectedResponse, method, path, MaxResponseBytes)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Body, out); err != nil {
-		return fmt.Errorf("%w: grafana %s %s answered %d with %s, not the API's JSON", ErrUnexpectedResponse, method, path, resp.Status, resp.ContentType)
+	if err := resp.Decode(out, MaxResponseBytes); err != nil {
+		return fmt.Errorf("%w: grafana %s %s: %v", ErrUnexpectedResponse, method, path, err)
 	}
 	return nil
 }
@@ -147,15 +141,4 @@ func fromMillis(ms int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(ms).UTC()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
 }

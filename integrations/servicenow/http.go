@@ -11,8 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
+
+	"github.com/trainyard/trainyard/internal/jsonhttp"
 )
 
 // MaxResponseBytes bounds how much of a response HTTPClient reads.
@@ -65,13 +66,13 @@ func (c *HTTPClient) Open(ctx context.Context, in ChangeInput) (Change, error) {
 		}
 	}
 	body := map[string]string{
-		"short_description": truncate(in.ShortDescription, 160),
+		"short_description": jsonhttp.Truncate(in.ShortDescription, 160),
 		"description":       in.Description,
 		"type":              string(typ),
 		"correlation_id":    in.CorrelationID,
 	}
 	if in.CorrelationDisplay != "" {
-		body["correlation_display"] = truncate(in.CorrelationDisplay, 100)
+		body["correlation_display"] = jsonhttp.Truncate(in.CorrelationDisplay, 100)
 	}
 	if in.Template != "" {
 		body["std_change_producer_version"] = in.Template
@@ -323,7 +324,7 @@ func (c *HTTPClient) do(ctx context.Context, method, path string, q url.Values, 
 // responseError is an *Error from a refused request, with ServiceNow's message and detail
 // when the body is its error JSON.
 func responseError(method, path string, resp *http.Response, data []byte) *Error {
-	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode, RetryAfter: jsonhttp.RetryAfter(resp.Header.Get("Retry-After"))}
 	var body struct {
 		Error struct {
 			Message json.RawMessage `json:"message"`
@@ -331,8 +332,8 @@ func responseError(method, path string, resp *http.Response, data []byte) *Error
 		} `json:"error"`
 	}
 	if len(data) <= MaxResponseBytes && json.Unmarshal(data, &body) == nil {
-		e.Message = truncate(text(body.Error.Message), maxErrorText)
-		e.Detail = truncate(text(body.Error.Detail), maxErrorText)
+		e.Message = jsonhttp.Truncate(text(body.Error.Message), maxErrorText)
+		e.Detail = jsonhttp.Truncate(text(body.Error.Detail), maxErrorText)
 	}
 	return e
 }
@@ -347,22 +348,6 @@ func text(raw json.RawMessage) string {
 		return strings.TrimSpace(s)
 	}
 	return string(raw)
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(h string) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
 }
 
 func contentType(resp *http.Response) string {
@@ -480,16 +465,3 @@ func isSysID(s string) bool {
 	}
 	return true
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -84,7 +84,7 @@ func (c *Client) trigger(ctx context.Context, application, pipeline string, para
 	}
 	id, ok := strings.CutPrefix(out.Ref, "/pipelines/")
 	if !ok || !executionID.MatchString(id) {
-		return "", fmt.Errorf("%w: gate accepted the trigger but its ref %q does not name an execution", ErrUnexpectedResponse, truncate(out.Ref, 100))
+		return "", fmt.Errorf("%w: gate accepted the trigger but its ref %q does not name an execution", ErrUnexpectedResponse, jsonhttp.Truncate(out.Ref, 100))
 	}
 	return id, nil
 }
@@ -148,7 +148,7 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) error {
 	}
 	q := url.Values{}
 	if reason != "" {
-		q.Set("reason", truncate(reason, maxErrorText))
+		q.Set("reason", jsonhttp.Truncate(reason, maxErrorText))
 	}
 	if err := c.do(ctx, http.MethodPut, "/pipelines/"+id+"/cancel", q, nil, nil); err != nil {
 		return fmt.Errorf("cancel spinnaker execution %s: %w", id, err)
@@ -181,14 +181,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if resp.Status < 200 || resp.Status > 299 {
 		return responseError(method, path, resp.Status, resp.Body)
 	}
-	if resp.TooLarge(MaxResponseBytes) {
-		return fmt.Errorf("%w: spinnaker gate %s %s: response is larger than %d bytes", ErrUnexpectedResponse, method, path, MaxResponseBytes)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Body, out); err != nil {
-		return fmt.Errorf("%w: spinnaker gate %s %s answered %s that is not its JSON (an expired session's login page?): %v", ErrUnexpectedResponse, method, path, resp.ContentType, err)
+	if err := resp.Decode(out, MaxResponseBytes); err != nil {
+		return fmt.Errorf("%w: spinnaker gate %s %s: %v (an expired session's login page?)", ErrUnexpectedResponse, method, path, err)
 	}
 	return nil
 }
@@ -219,7 +213,7 @@ func responseError(method, path string, status int, data []byte) *APIError {
 	default:
 		e.Message = strings.TrimSpace(string(data))
 	}
-	e.Message = truncate(e.Message, maxErrorText)
+	e.Message = jsonhttp.Truncate(e.Message, maxErrorText)
 	return e
 }
 
@@ -272,7 +266,7 @@ func (w wireExecution) execution() Execution {
 		CanceledBy: w.CanceledBy, CancellationReason: w.CancellationReason}
 	for _, s := range w.Stages {
 		e.Stages = append(e.Stages, Stage{ID: s.ID, RefID: s.RefID, ParentID: s.ParentStageID, Name: s.Name,
-			Type: s.Type, Status: Status(s.Status), Error: truncate(s.errorText(), maxErrorText)})
+			Type: s.Type, Status: Status(s.Status), Error: jsonhttp.Truncate(s.errorText(), maxErrorText)})
 	}
 	return e
 }
@@ -311,15 +305,4 @@ func (s wireStage) errorText() string {
 		}
 	}
 	return strings.Join(kato, "; ")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
 }

@@ -13,6 +13,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Base parses a client's configured base URL: absolute http(s), with no credentials in it
@@ -107,4 +110,49 @@ func Send(ctx context.Context, hc *http.Client, c Call) (Response, error) {
 		ct = "no content type"
 	}
 	return Response{Status: resp.StatusCode, ContentType: ct, Body: data}, nil
+}
+
+// Decode reads the body into out, with a message saying what came instead when it is cut at
+// max or is not JSON (a login page, a proxy's error). Callers wrap it with their own
+// unexpected-response error.
+func (r Response) Decode(out any, max int64) error {
+	if r.TooLarge(max) {
+		return fmt.Errorf("response is larger than %d bytes", max)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(r.Body, out); err != nil {
+		return fmt.Errorf("answered %d with %s that is not its JSON: %v", r.Status, r.ContentType, err)
+	}
+	return nil
+}
+
+// RetryAfter reads a Retry-After header: seconds or an HTTP date; 0 when absent or past.
+func RetryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d.Round(time.Second)
+		}
+	}
+	return 0
+}
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 character: error texts from
+// other systems are kept short, and PostgreSQL refuses invalid UTF-8 in the audit trail.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -44,4 +45,25 @@ func TestSend_JSONInBoundedBodyOutAndErrorsWithoutTheQuery(t *testing.T) {
 	_, err = Send(context.Background(), nil, Call{System: "test", Method: http.MethodGet, URL: dead, Path: "/x", MaxResponse: 10})
 	require.ErrorContains(t, err, "test GET /x: ")
 	require.NotContains(t, err.Error(), "secret")
+}
+
+func TestDecode_SaysWhatCameInstead(t *testing.T) {
+	t.Parallel()
+	var v map[string]int
+	require.NoError(t, Response{Status: 200, Body: []byte(`{"a":1}`)}.Decode(&v, 100))
+	require.Equal(t, 1, v["a"])
+	err := Response{Status: 200, ContentType: "text/html", Body: []byte(`<html>`)}.Decode(&v, 100)
+	require.ErrorContains(t, err, "answered 200 with text/html that is not its JSON")
+	require.ErrorContains(t, Response{Body: []byte(`{"a":1}`)}.Decode(&v, 3), "larger than 3 bytes")
+	require.NoError(t, Response{Body: []byte(`junk`)}.Decode(nil, 100), "nothing asked for, nothing decoded")
+}
+
+func TestRetryAfterAndTruncate(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 7*time.Second, RetryAfter("7"))
+	require.Zero(t, RetryAfter(""))
+	require.Zero(t, RetryAfter("soon"))
+	require.Equal(t, "ab", Truncate("abc", 2))
+	require.Equal(t, "a", Truncate("aé", 2), "never half a character")
+	require.Equal(t, "abc", Truncate("abc", 5))
 }
