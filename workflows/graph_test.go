@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trainyard/trainyard/activities"
 	"github.com/trainyard/trainyard/integrations/command"
 	"github.com/trainyard/trainyard/runbooks"
 )
@@ -107,4 +108,33 @@ func (s *ReleaseSuite) TestGraph_AFailedRegionStopsTheOtherAndRollsBackAll() {
 	s.Contains(st.Failure, "eu")
 	s.Contains(s.ops(), "rollback:stg")
 	s.NotContains(s.ops(), "deploy:flag")
+}
+
+// Two regions of one environment wait for its lock together: one request, one grant, and
+// both deploy.
+func (s *ReleaseSuite) TestGraph_ParallelStagesInOneEnvironmentShareTheLock() {
+	s.graphInput()
+	for i := range s.input.Runbook.Stages[1:3] {
+		s.input.Runbook.Stages[1+i].Environment = "production"
+	}
+	var requests int
+	s.lockGrant = func(req activities.LockRequest) activities.LockGrant {
+		if req.Environment != "production" {
+			return activities.LockGrant{Granted: true}
+		}
+		requests++
+		return activities.LockGrant{Holder: "release-other-1.0.0", Position: 1}
+	}
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(SignalLockUpdate, LockUpdate{Environment: "production", State: LockGranted})
+	}, time.Hour)
+
+	s.env.ExecuteWorkflow(ReleaseWorkflow, s.input)
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	st := s.result()
+	s.Equal(PhaseSucceeded, st.Phase)
+	s.Equal(1, requests, "the two stages asked once")
+	s.Contains(s.ops(), "deploy:eu")
+	s.Contains(s.ops(), "deploy:us")
 }

@@ -17,12 +17,26 @@ import (
 // queued, the holder and the place in the status) while another release holds it. A newer
 // release of the same runbook may supersede this one while it waits.
 func (r *release) acquireLock(ctx workflow.Context, env string) (Phase, string) {
-	if env == "" || r.version < versionLocks || slices.Contains(r.held, env) {
+	if env == "" || r.version < versionLocks {
+		return "", ""
+	}
+	if r.acquiring[env] {
+		// Another stage of this release asks for the same environment: wait for its answer.
+		if err := workflow.Await(ctx, func() bool { return !r.acquiring[env] || r.abort != nil }); err != nil {
+			return PhaseFailed, fmt.Sprintf("waiting for the lock of %s: %v", env, err)
+		}
+		if r.abort != nil {
+			return PhaseAborted, r.abortReason()
+		}
+	}
+	if slices.Contains(r.held, env) {
 		return "", ""
 	}
 	if r.lockRequests == nil {
-		r.lockRequests = map[string]int{}
+		r.lockRequests, r.acquiring = map[string]int{}, map[string]bool{}
 	}
+	r.acquiring[env] = true
+	defer delete(r.acquiring, env)
 	r.lockRequests[env]++
 	req := activities.LockRequest{
 		Environment: env, ReleaseID: r.in.ID, Runbook: r.in.Runbook.Name, Version: r.in.Version,

@@ -46,10 +46,12 @@ type release struct {
 	held         []string
 	lockRequests map[string]int
 	lockUpdates  workflow.ReceiveChannel
+	// acquiring marks the environments whose lock a coroutine is asking for: parallel
+	// stages in one environment share one request, so a grant is never taken by the wrong
+	// waiter.
+	acquiring map[string]bool
 	// evidenceSeq numbers the incident's status writes (nextEvidence).
 	evidenceSeq int64
-	// paritySaid marks the stages whose untried requirements the timeline has named.
-	paritySaid map[int]bool
 	// paused holds the release before its next stage; pausedBy says who and why.
 	paused   bool
 	pausedBy *OperatorRequest
@@ -128,7 +130,7 @@ func newRelease(ctx workflow.Context, in ReleaseInput) *release {
 			Gate: g.Name, Before: g.Before, Roles: g.Roles, Required: g.RequiredCount(), DistinctRoles: g.DistinctRoles, State: GatePending,
 		})
 	}
-	return &release{in: in, status: st, gates: slices.Clone(in.Runbook.Approvals), paritySaid: map[int]bool{}}
+	return &release{in: in, status: st, gates: slices.Clone(in.Runbook.Approvals)}
 }
 
 // runStages deploys stage after stage. It returns PhaseSucceeded when all are deployed, or the
@@ -172,9 +174,7 @@ func (r *release) enterStage(ctx workflow.Context, i int) (Phase, string) {
 	// TrainyardEnvironment finds releases held at a gate before production too.
 	r.status.CurrentStage = stage.Name
 	r.status.Environment = stage.Environment
-	if missing := r.status.Stages[i].NotExercisedBefore; len(missing) > 0 && !r.paritySaid[i] {
-		// Said once, when the stage is first entered: a pause or gate may enter it again.
-		r.paritySaid[i] = true
+	if missing := r.status.Stages[i].NotExercisedBefore; len(missing) > 0 {
 		r.event(ctx, "stage %s is the first to have %s: no stage before it exercised them", stage.Name, strings.Join(missing, ", "))
 	}
 	if end, why := r.holdWhilePaused(ctx, stage.Name); end != "" {
