@@ -121,10 +121,7 @@ func (a *Activities) Assess(ctx context.Context, req AssessRequest) (Assessment,
 		return Assessment{}, fmt.Errorf("assess %s: %w", req.ReleaseID, err)
 	}
 
-	env := ""
-	if n := len(rb.Stages); n > 0 {
-		env = rb.Stages[n-1].Environment
-	}
+	env := rb.FinalEnvironment()
 	comps2 := req.Components
 	if comps2 == nil {
 		comps2 = []ComponentFact{}

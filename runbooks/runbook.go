@@ -350,3 +350,13 @@ func (r Runbook) NotExercisedBefore(i int) []string {
 	}
 	return out
 }
+
+// FinalEnvironment is the environment the release ends in (its last stage's): what whole-
+// release waivers and conditions' release.environment name, and the lock kept through
+// stabilization.
+func (r Runbook) FinalEnvironment() string {
+	if n := len(r.Stages); n > 0 {
+		return r.Stages[n-1].Environment
+	}
+	return ""
+}

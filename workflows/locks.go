@@ -88,10 +88,7 @@ func (r *release) acquireLock(ctx workflow.Context, env string) (Phase, string) 
 // done with it until it ends.
 func (r *release) releaseFinishedLocks(ctx workflow.Context) {
 	stages := r.in.Runbook.Stages
-	final := ""
-	if len(stages) > 0 {
-		final = stages[len(stages)-1].Environment
-	}
+	final := r.in.Runbook.FinalEnvironment()
 	for _, env := range slices.Clone(r.held) {
 		if env == final {
 			continue

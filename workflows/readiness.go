@@ -37,10 +37,7 @@ const (
 // assess scores the release's risk and decides which of the runbook's conditional gates,
 // approvals, CAB and change request apply.
 func (r *release) assess(ctx workflow.Context) (Phase, string) {
-	comps := make([]activities.ComponentFact, 0, len(r.in.Components))
-	for _, c := range r.in.Components {
-		comps = append(comps, activities.ComponentFact{Name: c.Name, Version: c.Version, Artifact: c.Artifact})
-	}
+	comps := newReleaseVar(r.in).Components
 	var a activities.Assessment
 	err := workflow.ExecuteActivity(recordContext(ctx), acts.Assess, activities.AssessRequest{
 		ReleaseID: r.in.ID, Runbook: r.in.Runbook, Version: r.in.Version, PreviousVersion: r.status.PreviousVersion,
@@ -328,8 +325,5 @@ func (r *release) waived(id string) {
 // productionEnvironment is the environment the release ends in, which waivers of the whole
 // release (gates, start policies) are scoped by.
 func (r *release) productionEnvironment() string {
-	if n := len(r.in.Runbook.Stages); n > 0 {
-		return r.in.Runbook.Stages[n-1].Environment
-	}
-	return ""
+	return r.in.Runbook.FinalEnvironment()
 }

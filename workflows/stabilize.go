@@ -368,14 +368,7 @@ func (r *release) releaseVar() activities.ReleaseVar {
 	if r.assessment != nil {
 		return r.assessment.Facts.Release
 	}
-	rv := activities.ReleaseVar{Version: r.in.Version, Requester: r.in.Requester.Name, Components: []activities.ComponentFact{}}
-	for _, c := range r.in.Components {
-		rv.Components = append(rv.Components, activities.ComponentFact{Name: c.Name, Version: c.Version, Artifact: c.Artifact})
-	}
-	if n := len(r.in.Runbook.Stages); n > 0 {
-		rv.Environment = r.in.Runbook.Stages[n-1].Environment
-	}
-	return rv
+	return newReleaseVar(r.in)
 }
 
 // lastStageVar is the stage analysis conditions see during stabilization: the last one.

@@ -47,15 +47,20 @@ const (
 // newStageInput is the input of the child workflow of stage, for the release in: with the
 // runbook's analyses, the artifacts of the release's components (or of the runbook's scope,
 // for components the request gave none), and the release as conditions see it.
-func newStageInput(in ReleaseInput, stage runbooks.Stage, previous string) StageInput {
-	rel := activities.ReleaseVar{Version: in.Version, Requester: in.Requester.Name, Components: []activities.ComponentFact{}}
-	if n := len(in.Runbook.Stages); n > 0 {
-		rel.Environment = in.Runbook.Stages[n-1].Environment
+// newReleaseVar is the release as conditions see it (release.*), from the release's input.
+func newReleaseVar(in ReleaseInput) activities.ReleaseVar {
+	rv := activities.ReleaseVar{Version: in.Version, Requester: in.Requester.Name, Components: []activities.ComponentFact{}, Environment: in.Runbook.FinalEnvironment()}
+	for _, c := range in.Components {
+		rv.Components = append(rv.Components, activities.ComponentFact{Name: c.Name, Version: c.Version, Artifact: c.Artifact})
 	}
+	return rv
+}
+
+func newStageInput(in ReleaseInput, stage runbooks.Stage, previous string) StageInput {
+	rel := newReleaseVar(in)
 	var artifacts []string
 	seen := map[string]bool{}
 	for _, c := range in.Components {
-		rel.Components = append(rel.Components, activities.ComponentFact{Name: c.Name, Version: c.Version, Artifact: c.Artifact})
 		seen[c.Name] = true
 		if c.Artifact != "" {
 			artifacts = append(artifacts, c.Artifact)
