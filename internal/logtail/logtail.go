@@ -43,3 +43,34 @@ func LastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// StartupError says why a child process did not start: what was tried, the cause, a hint
+// when one is known, and the end of the process's log, where the real reason usually is.
+type StartupError struct {
+	Msg  string
+	Err  error
+	Hint string
+	// Log names the log the tail comes from ("postgres log").
+	Log  string
+	Tail string
+}
+
+func (e *StartupError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Msg)
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	if e.Hint != "" {
+		b.WriteString("\nhint: ")
+		b.WriteString(e.Hint)
+	}
+	if e.Tail != "" {
+		b.WriteString("\n" + e.Log + ", last lines:\n")
+		b.WriteString(e.Tail)
+	}
+	return b.String()
+}
+
+func (e *StartupError) Unwrap() error { return e.Err }

@@ -17,3 +17,11 @@ func TestBuffer_KeepsTheLastBytesAndLines(t *testing.T) {
 	require.LessOrEqual(t, len(b.LastLines(100)), 20)
 	require.Equal(t, "c", LastLines("a\nb\nc\n", 1))
 }
+
+func TestStartupError_SaysWhatWhyHintAndLog(t *testing.T) {
+	t.Parallel()
+	cause := fmt.Errorf("exit status 1")
+	e := &StartupError{Msg: "start postgres", Err: cause, Hint: "remove postmaster.pid", Log: "postgres log", Tail: "FATAL: lock file"}
+	require.Equal(t, "start postgres: exit status 1\nhint: remove postmaster.pid\npostgres log, last lines:\nFATAL: lock file", e.Error())
+	require.ErrorIs(t, e, cause)
+}

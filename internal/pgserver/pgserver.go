@@ -408,45 +408,18 @@ func CreateDatabase(ctx context.Context, db *sql.DB, name string) error {
 }
 
 // startupError keeps the end of postgres's log, where the reason for a failed start is.
-type startupError struct {
-	msg  string
-	hint string
-	tail string
-	err  error
-}
-
 func (s *Server) startupError(msg string, err error) error {
 	tail := s.tail.LastLines(20)
-	e := &startupError{msg: fmt.Sprintf("%s (data dir %s, port %d)", msg, s.dataDir, s.port), tail: tail, err: err}
+	e := &logtail.StartupError{Msg: fmt.Sprintf("%s (data dir %s, port %d)", msg, s.dataDir, s.port), Log: "postgres log", Tail: tail, Err: err}
 	switch {
 	case strings.Contains(tail, `lock file "postmaster.pid" already exists`):
-		e.hint = fmt.Sprintf("another postgres is using this data dir; stop it, or if none is running remove %s",
+		e.Hint = fmt.Sprintf("another postgres is using this data dir; stop it, or if none is running remove %s",
 			filepath.Join(s.dataDir, "postmaster.pid"))
 	case strings.Contains(tail, "could not bind") || strings.Contains(tail, "Address already in use"):
-		e.err = errors.Join(errPortInUse, err)
+		e.Err = errors.Join(errPortInUse, err)
 	}
 	return e
 }
-
-func (e *startupError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.msg)
-	if e.err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.err.Error())
-	}
-	if e.hint != "" {
-		b.WriteString("\nhint: ")
-		b.WriteString(e.hint)
-	}
-	if e.tail != "" {
-		b.WriteString("\npostgres log, last lines:\n")
-		b.WriteString(e.tail)
-	}
-	return b.String()
-}
-
-func (e *startupError) Unwrap() error { return e.err }
 
 // prepareParent makes the data dir's parent, giving it to the run account when we made it.
 func prepareParent(parent string, as *runAs) error {

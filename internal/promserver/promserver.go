@@ -410,35 +410,14 @@ func freePort() (int, error) {
 }
 
 // startupError keeps the end of Prometheus' log, where the reason for a failed start is.
-type startupError struct {
-	msg  string
-	tail string
-	err  error
-}
-
 func (s *Server) startupError(msg string, err error) error {
-	return &startupError{
-		msg:  fmt.Sprintf("%s (%s, port %d, dir %s)", msg, s.binary, s.port, s.dir),
-		tail: s.tail.LastLines(20),
-		err:  err,
+	return &logtail.StartupError{
+		Msg:  fmt.Sprintf("%s (%s, port %d, dir %s)", msg, s.binary, s.port, s.dir),
+		Log:  "prometheus log",
+		Tail: s.tail.LastLines(20),
+		Err:  err,
 	}
 }
-
-func (e *startupError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.msg)
-	if e.err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.err.Error())
-	}
-	if e.tail != "" {
-		b.WriteString("\nprometheus log, last lines:\n")
-		b.WriteString(e.tail)
-	}
-	return b.String()
-}
-
-func (e *startupError) Unwrap() error { return e.err }
 
 // ForTest starts a Prometheus scraping targets for this test alone and stops it when the
 // test ends. When Prometheus cannot start, the test fails with the reason and the end of
